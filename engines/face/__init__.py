@@ -1,0 +1,1 @@
+"""Face analysis: landmarks, blendshapes and pose with mediapipe's FaceLandmarker."""
