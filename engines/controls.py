@@ -46,11 +46,11 @@ class FaceControls:
 
     def clamped(self) -> FaceControls:
         """Every field within its range; NaN becomes the neutral value, +-inf the bound."""
-        values = {}
+        values: dict[str, float] = {}
         for f in dataclasses.fields(self):
             low, high = f.metadata["range"]
             v = float(getattr(self, f.name))
-            values[f.name] = f.default if math.isnan(v) else min(max(v, low), high)
+            values[f.name] = NEUTRAL_VALUES[f.name] if math.isnan(v) else min(max(v, low), high)
         return FaceControls(**values)
 
     def lerp(self, other: FaceControls, t: float) -> FaceControls:
@@ -78,3 +78,4 @@ class FaceControls:
 FaceControls.NAMES = tuple(f.name for f in dataclasses.fields(FaceControls))
 FaceControls.RANGES = {f.name: f.metadata["range"] for f in dataclasses.fields(FaceControls)}
 NEUTRAL = FaceControls()
+NEUTRAL_VALUES = {n: float(getattr(NEUTRAL, n)) for n in FaceControls.NAMES}

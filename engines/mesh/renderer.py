@@ -1,0 +1,97 @@
+"""The mesh engine: the embedded default renderer, CPU only.
+
+``prepare`` builds a mesh over the face, hair and neck from the landmarks; ``render`` deforms
+it from FaceControls and warps the portrait with one backward map, then paints what a warp
+cannot show: the mouth's inside and closed eyelids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engines.controls import FaceControls
+from engines.errors import PortraitError
+from engines.face.landmarker import FaceLandmarker, FaceLandmarks, detect_face
+from engines.mesh.eyes import EyelidPainter
+from engines.mesh.geometry import Mesh, build_mesh
+from engines.mesh.motion import Motion, build_motion, pose_vertices
+from engines.mesh.mouth import MouthPainter
+from engines.mesh.raster import Region, warp_maps, winding
+
+GRID_SAMPLES_PER_FACE = 50
+
+
+@dataclass(frozen=True)
+class PreparedMesh:
+    portrait: np.ndarray
+    mesh: Mesh
+    motion: Motion
+    region: Region
+    orientation: np.ndarray  # (T,) winding of each triangle in the photo
+    mouth: MouthPainter
+    eyelids: EyelidPainter
+
+
+class MeshRenderer:
+    """Warps the portrait along a face mesh; about 2-6 ms per frame on one CPU core."""
+
+    name = "mesh"
+
+    def __init__(self, landmarker: FaceLandmarker | None = None) -> None:
+        self._landmarker = landmarker
+
+    def prepare(
+        self, portrait_rgb: np.ndarray, landmarks: FaceLandmarks | None = None
+    ) -> PreparedMesh:
+        portrait = np.ascontiguousarray(portrait_rgb)
+        if portrait.ndim != 3 or portrait.shape[2] != 3 or portrait.dtype != np.uint8:
+            raise PortraitError(
+                f"Expected an RGB image (HxWx3 uint8), got {portrait.shape} {portrait.dtype}. "
+                "Load photos with avatar_app.portrait_file.load_portrait."
+            )
+        face = landmarks if landmarks is not None else detect_face(portrait, self._landmarker)
+        mesh = build_mesh(face)
+        return PreparedMesh(
+            portrait=portrait,
+            mesh=mesh,
+            motion=build_motion(mesh),
+            region=_region(mesh, portrait.shape[1], portrait.shape[0]),
+            orientation=winding(mesh.triangles, mesh.vertices[:, :2]),
+            mouth=MouthPainter.from_portrait(portrait, mesh),
+            eyelids=EyelidPainter.from_portrait(portrait, mesh),
+        )
+
+    def render(self, prepared: PreparedMesh, controls: FaceControls) -> np.ndarray:
+        c = controls.clamped()
+        p = prepared
+        offsets = p.motion.expression_offsets(c)
+        dst_xy, dst_depth = pose_vertices(p.mesh, p.motion, offsets, c)
+        map_x, map_y = warp_maps(
+            p.region,
+            p.mesh.triangles,
+            dst_xy,
+            dst_depth,
+            p.mesh.vertices[:, :2],
+            p.mesh.depth_bias,
+            p.orientation,
+        )
+        r = p.region
+        patch = cv2.remap(p.portrait, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        p.mouth.paint(patch, (r.x, r.y), dst_xy)
+        p.eyelids.paint(patch, (r.x, r.y), dst_xy, c)
+        frame = p.portrait.copy()
+        frame[r.y : r.y + r.height, r.x : r.x + r.width] = patch
+        return frame
+
+
+def _region(mesh: Mesh, width: int, height: int) -> Region:
+    ring = mesh.vertices[mesh.outer_ring, :2]
+    x0, y0 = np.floor(ring.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(ring.max(axis=0)).astype(int)
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, width), min(y1, height)
+    step = max(1, round(max(mesh.frame.width, mesh.frame.height) / GRID_SAMPLES_PER_FACE))
+    return Region(int(x0), int(y0), int(x1 - x0), int(y1 - y0), int(step))

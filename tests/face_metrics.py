@@ -1,0 +1,84 @@
+"""Measurements on re-detected landmarks, used by the closed-loop renderer tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engines.face import topology as topo
+from engines.face.landmarker import FaceLandmarks
+
+
+def face_height(face: FaceLandmarks) -> float:
+    return float(np.linalg.norm(face.points[topo.CHIN, :2] - face.points[topo.FOREHEAD_TOP, :2]))
+
+
+def inner_lip_gap(face: FaceLandmarks) -> float:
+    """Distance between the middle inner lip points, in pixels."""
+    return float(np.linalg.norm(face.points[14, :2] - face.points[13, :2]))
+
+
+def eye_aspect_ratio(face: FaceLandmarks, side: str) -> float:
+    """Mean lid opening over eye width (Soukupova and Cech's EAR on mediapipe points)."""
+    upper, lower = (
+        (topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER)
+        if side == "left"
+        else (topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER)
+    )
+    p = face.points[:, :2]
+    opening = np.linalg.norm(p[list(upper[2:-2])] - p[list(lower[2:-2])], axis=1).mean()
+    return float(opening / np.linalg.norm(p[upper[0]] - p[upper[-1]]))
+
+
+def head_angles(face: FaceLandmarks) -> np.ndarray:
+    """(yaw, pitch, roll) in degrees in FaceControls' signs, from the transformation matrix.
+
+    mediapipe's matrix gives yaw with our sign (nose toward the image right is +) and pitch and
+    roll with the opposite sign; checked against the nose and eye-line geometry in the tests.
+    """
+    r = face.transform[:3, :3].astype(np.float64)
+    yaw = np.degrees(np.arcsin(-r[2, 0]))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return np.array([yaw, -pitch, -roll])
+
+
+def mouth_width(face: FaceLandmarks) -> float:
+    p = face.points[:, :2]
+    return float(np.linalg.norm(p[topo.MOUTH_CORNERS[0]] - p[topo.MOUTH_CORNERS[1]]))
+
+
+def corner_lift(face: FaceLandmarks) -> float:
+    """How far the mouth corners sit above the middle of the lips (pixels, + is up)."""
+    p = face.points[:, :2]
+    middle = (p[13] + p[14]) / 2
+    return float(middle[1] - p[list(topo.MOUTH_CORNERS), 1].mean())
+
+
+def brow_height(face: FaceLandmarks, side: str) -> float:
+    brow, lid = (
+        (topo.LEFT_BROW, topo.LEFT_EYE_UPPER)
+        if side == "left"
+        else (topo.RIGHT_BROW, topo.RIGHT_EYE_UPPER)
+    )
+    p = face.points[:, :2]
+    return float(p[list(lid), 1].mean() - p[list(brow), 1].mean())
+
+
+def iris_offset(face: FaceLandmarks, axis: int) -> float:
+    """Iris centre relative to the eye corners' midpoint, both eyes averaged (pixels)."""
+    p = face.points[:, :2]
+    shifts = []
+    for upper, iris in ((topo.RIGHT_EYE_UPPER, topo.RIGHT_IRIS_CENTER),
+                        (topo.LEFT_EYE_UPPER, topo.LEFT_IRIS_CENTER)):  # fmt: skip
+        shifts.append(p[iris, axis] - (p[upper[0], axis] + p[upper[-1], axis]) / 2)
+    return float(np.mean(shifts))
+
+
+def eye_distance(face: FaceLandmarks) -> float:
+    p = face.points[:, :2]
+    return float(np.linalg.norm(p[topo.RIGHT_IRIS_CENTER] - p[topo.LEFT_IRIS_CENTER]))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))

@@ -1,0 +1,159 @@
+"""Closed-loop tests of the mesh engine: render, re-detect with the same landmarker, measure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from skimage import data
+
+from engines.controls import FaceControls
+from engines.face.landmarker import FaceLandmarker, FaceLandmarks
+from engines.mesh.renderer import MeshRenderer, PreparedMesh
+from tests import face_metrics as fm
+
+
+@pytest.fixture(scope="module")
+def landmarker() -> Iterator[FaceLandmarker]:
+    with FaceLandmarker() as lm:
+        yield lm
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def source(photo: np.ndarray, landmarker: FaceLandmarker) -> FaceLandmarks:
+    return landmarker.detect_all(photo)[0]
+
+
+@pytest.fixture(scope="module")
+def renderer(landmarker: FaceLandmarker) -> MeshRenderer:
+    return MeshRenderer(landmarker)
+
+
+@pytest.fixture(scope="module")
+def prepared(renderer: MeshRenderer, photo: np.ndarray, source: FaceLandmarks) -> PreparedMesh:
+    return renderer.prepare(photo, source)
+
+
+@pytest.fixture(scope="module")
+def redetect(
+    renderer: MeshRenderer, prepared: PreparedMesh, landmarker: FaceLandmarker
+) -> Callable[[FaceControls], FaceLandmarks]:
+    def run(controls: FaceControls) -> FaceLandmarks:
+        faces = landmarker.detect_all(renderer.render(prepared, controls))
+        assert faces, f"no face re-detected for {controls}"
+        return faces[0]
+
+    return run
+
+
+def test_neutral_reproduces_the_portrait(
+    renderer: MeshRenderer, prepared: PreparedMesh, photo: np.ndarray, source: FaceLandmarks
+) -> None:
+    x0, y0, x1, y1 = (int(v) for v in source.box)
+    frame = renderer.render(prepared, FaceControls())
+    assert fm.psnr(frame[y0:y1, x0:x1], photo[y0:y1, x0:x1]) >= 38.0
+    assert fm.psnr(frame, photo) >= 38.0
+
+
+def test_jaw_open_parts_the_lips(redetect: Callable, source: FaceLandmarks) -> None:
+    opened = redetect(FaceControls(jaw_open=1.0))
+    gain = fm.inner_lip_gap(opened) - fm.inner_lip_gap(source)
+    assert gain >= 0.08 * fm.face_height(source)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_blink_closes_the_eye(redetect: Callable, source: FaceLandmarks, side: str) -> None:
+    closed = redetect(FaceControls(**{f"blink_{side}": 1.0}))
+    assert fm.eye_aspect_ratio(closed, side) <= 0.4 * fm.eye_aspect_ratio(source, side)
+    other = "right" if side == "left" else "left"
+    assert fm.eye_aspect_ratio(closed, other) >= 0.8 * fm.eye_aspect_ratio(source, other)
+
+
+@pytest.mark.parametrize("yaw", [-20.0, 20.0])
+def test_yaw_is_recovered(redetect: Callable, source: FaceLandmarks, yaw: float) -> None:
+    turned = redetect(FaceControls(head_yaw=yaw))
+    measured = fm.head_angles(turned)[0] - fm.head_angles(source)[0]
+    assert abs(measured - yaw) <= 6.0
+    # The sign convention, checked independently of the matrix: the nose moves with the yaw.
+    assert np.sign(turned.points[1, 0] - source.points[1, 0]) == np.sign(yaw)
+
+
+def test_pitch_and_roll_signs(redetect: Callable, source: FaceLandmarks) -> None:
+    up = redetect(FaceControls(head_pitch=15.0))
+    assert fm.head_angles(up)[1] - fm.head_angles(source)[1] > 8.0
+    assert up.points[1, 1] < source.points[1, 1]  # + pitch lifts the nose
+    tilted = redetect(FaceControls(head_roll=15.0))
+    assert fm.head_angles(tilted)[2] - fm.head_angles(source)[2] > 8.0
+    eyes = tilted.points[[468, 473], :2]
+    assert eyes[1, 1] > eyes[0, 1]  # clockwise: the eye on the image right drops
+
+
+MONOTONIC = [
+    # (control, values, measurement, direction)
+    ("jaw_open", (0.0, 1.0), fm.inner_lip_gap, +1),
+    ("lip_press", (0.0, 1.0), fm.inner_lip_gap, -1),
+    ("mouth_wide", (-1.0, 1.0), fm.mouth_width, +1),
+    ("mouth_round", (0.0, 1.0), fm.mouth_width, -1),
+    ("smile", (-1.0, 1.0), fm.corner_lift, +1),
+    ("brow_left", (-1.0, 1.0), lambda f: fm.brow_height(f, "left"), +1),
+    ("brow_right", (-1.0, 1.0), lambda f: fm.brow_height(f, "right"), +1),
+    ("blink_left", (0.0, 1.0), lambda f: fm.eye_aspect_ratio(f, "left"), -1),
+    ("blink_right", (0.0, 1.0), lambda f: fm.eye_aspect_ratio(f, "right"), -1),
+    ("gaze_x", (-1.0, 1.0), lambda f: fm.iris_offset(f, 0), +1),
+    ("gaze_y", (-1.0, 1.0), lambda f: fm.iris_offset(f, 1), +1),
+    ("head_yaw", (-20.0, 20.0), lambda f: fm.head_angles(f)[0], +1),
+    ("head_pitch", (-15.0, 15.0), lambda f: fm.head_angles(f)[1], +1),
+    ("head_roll", (-15.0, 15.0), lambda f: fm.head_angles(f)[2], +1),
+    ("head_x", (-0.2, 0.2), lambda f: f.points[1, 0], +1),
+    ("head_y", (-0.2, 0.2), lambda f: f.points[1, 1], +1),
+    ("head_scale", (0.85, 1.15), fm.eye_distance, +1),
+]
+
+
+@pytest.mark.parametrize(("name", "span", "measure", "direction"), MONOTONIC, ids=lambda v: v)
+def test_each_control_acts_monotonically(
+    redetect: Callable, name: str, span: tuple[float, float], measure: Callable, direction: int
+) -> None:
+    values = np.linspace(*span, 5)
+    readings = np.array([measure(redetect(FaceControls(**{name: v}))) for v in values])
+    steps = np.diff(readings) * direction
+    total = steps.sum()
+    assert total > 0, f"{name} had no effect: {readings}"
+    # Re-detection is noisy; each step must go the right way within 10% of the whole change.
+    assert (steps >= -0.1 * total).all(), f"{name} is not monotonic: {readings}"
+    assert steps.sum() >= 0.5 * np.abs(steps).sum()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        FaceControls(head_yaw=float("nan"), jaw_open=float("inf")),
+        FaceControls(smile=-float("inf"), blink_left=float("nan"), head_scale=float("nan")),
+        FaceControls(head_yaw=1e9, head_pitch=-1e9, head_x=50.0, gaze_x=9.0, jaw_open=-3.0),
+    ],
+)
+def test_bad_controls_are_clamped(
+    renderer: MeshRenderer, prepared: PreparedMesh, photo: np.ndarray, bad: FaceControls
+) -> None:
+    frame = renderer.render(prepared, bad)
+    assert frame.shape == photo.shape and frame.dtype == np.uint8
+    assert frame.mean() > 40  # not a black frame
+    np.testing.assert_array_equal(frame, renderer.render(prepared, bad.clamped()))
+
+
+def test_render_is_deterministic_and_leaves_the_rest_of_the_picture(
+    renderer: MeshRenderer, prepared: PreparedMesh, photo: np.ndarray
+) -> None:
+    controls = FaceControls(head_yaw=15, jaw_open=0.6, blink_left=1, smile=0.5)
+    first = renderer.render(prepared, controls)
+    np.testing.assert_array_equal(first, renderer.render(prepared, controls))
+    r = prepared.region
+    outside = np.ones(photo.shape[:2], bool)
+    outside[r.y : r.y + r.height, r.x : r.x + r.width] = False
+    np.testing.assert_array_equal(first[outside], photo[outside])
