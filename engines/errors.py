@@ -19,3 +19,7 @@ class EngineUnavailable(AvatarError):
 
 class DeviceError(AvatarError):
     """A microphone, camera or output device failed."""
+
+
+class RecordingError(AvatarError):
+    """A video file cannot be written (missing folder, no permission, full disk, ...)."""

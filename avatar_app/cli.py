@@ -1,0 +1,174 @@
+"""The ``avatar-app`` command: ``demo`` renders the scripted sweep to an MP4, ``bench`` measures.
+
+Heavy modules are imported inside the commands, so ``bench`` can restrict BLAS threads
+before numpy loads and ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+log = logging.getLogger("avatar_app")
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from avatar_app.bench import single_thread_env
+
+        single_thread_env()
+    from avatar_app.logging_setup import setup_logging
+    from engines.errors import AvatarError
+
+    setup_logging(args.verbose)
+    try:
+        return int(args.run(args))
+    except AvatarError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avatar-app", description="One portrait photo becomes a live, talking face."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="render the scripted motion sweep to an MP4 file")
+    demo.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
+    demo.add_argument("--size", default="512", help="output size: N (NxN) or WxH; default 512")
+    demo.add_argument("--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox")
+    demo.add_argument("--fps", type=_positive_int, default=25, help="frames per second")
+    demo.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
+    demo.add_argument("-o", "--output", type=Path, required=True, help="the MP4 file to write")
+    demo.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log debugging detail",
+    )
+    demo.set_defaults(run=run_demo)
+
+    bench = commands.add_parser("bench", help="measure speed and memory; prints JSON")
+    what = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    render = what.add_parser("render", help="renderer prepare and per-frame time")
+    render.add_argument("--frames", type=_positive_int, default=200, help="frames per size")
+    render.add_argument("--portrait", type=Path, help="photo to use (default: bundled one)")
+    render.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
+    render.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log debugging detail",
+    )
+    render.set_defaults(run=run_bench_render)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return value
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from avatar_app.framing import frame_face, parse_size
+    from avatar_app.portrait_file import bundled_portrait_path, load_portrait
+    from avatar_app.sweep import sweep_controls, sweep_frame_count
+    from avatar_app.video_writer import VideoWriter
+    from engines.face.landmarker import detect_face
+    from engines.renderer import create_renderer
+
+    size = parse_size(args.size)
+    portrait_path = args.portrait or bundled_portrait_path()
+    rgb = load_portrait(portrait_path)
+    log.info("Portrait %s (%dx%d)", portrait_path, rgb.shape[1], rgb.shape[0])
+    frame, landmarks = frame_face(rgb, detect_face(rgb), size, args.fit)
+    renderer = create_renderer(args.engine)
+    started = time.perf_counter()
+    prepared = renderer.prepare(frame, landmarks)
+    log.info("Prepared the %s engine in %.0f ms", renderer.name, _ms_since(started))
+
+    total = sweep_frame_count(args.fps)
+    progress = Progress(total, "Rendering")
+    started = time.perf_counter()
+    with VideoWriter(args.output, size[0], size[1], args.fps) as video:
+        for i in range(total):
+            video.write(renderer.render(prepared, sweep_controls(i / args.fps)))
+            progress.update(i + 1)
+    progress.finish()
+    seconds = time.perf_counter() - started
+    print(
+        f"Wrote {args.output} ({total} frames, {total / args.fps:.1f} s) "
+        f"in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} frames/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_bench_render(args: argparse.Namespace) -> int:
+    from avatar_app.bench import bench_render
+
+    result = bench_render(engine=args.engine, frames=args.frames, portrait=args.portrait)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+class Progress:
+    """A text progress bar on stderr: redrawn in place on a terminal, else a line per 10 %."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total = max(total, 1)
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self._last_tenth = -1
+
+    def update(self, done: int) -> None:
+        fraction = min(done / self.total, 1.0)
+        if self.interactive:
+            filled = round(self.WIDTH * fraction)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {done}/{self.total}")
+            self.stream.flush()
+            return
+        tenth = int(fraction * 10)
+        if tenth > self._last_tenth:
+            self._last_tenth = tenth
+            self.stream.write(f"{self.label}: {tenth * 10}% ({done}/{self.total})\n")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

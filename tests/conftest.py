@@ -1,0 +1,31 @@
+"""Shared fixtures. Media are made at test time; the one real photo is skimage's astronaut."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+if TYPE_CHECKING:
+    from engines.face.landmarker import FaceLandmarker
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """skimage.data.astronaut(): a 512x512 RGB uint8 public-domain portrait (read-only)."""
+    from skimage import data
+
+    image = data.astronaut()
+    image.setflags(write=False)
+    return image
+
+
+@pytest.fixture(scope="session")
+def landmarker() -> Iterator[FaceLandmarker]:
+    """One FaceLandmarker for the whole session (creating one takes about half a second)."""
+    from engines.face.landmarker import FaceLandmarker
+
+    with FaceLandmarker() as shared:
+        yield shared

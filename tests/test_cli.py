@@ -1,0 +1,123 @@
+"""The ``avatar-app`` and ``avatar-app-window`` commands, run as a user would, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from avatar_app.sweep import sweep_frame_count
+from avatar_app.video_writer import VideoWriter
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def _app(*args: str) -> subprocess.CompletedProcess[str]:
+    return _run("avatar_app.cli", *args)
+
+
+@pytest.mark.slow
+def test_demo_writes_the_sweep_video(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.mp4"
+    done = _app("demo", "--size", "256", "--fps", "10", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "100%" in done.stderr  # progress, one line per 10 % when stderr is not a terminal
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == sweep_frame_count(10)
+    assert frames[0].shape == (256, 256, 3)
+    assert frames[0].std() > 10, "the first frame should show the portrait"
+    moving = max(np.abs(f.astype(int) - frames[0].astype(int)).mean() for f in frames)
+    assert moving > 1.0, "the face should move during the sweep"
+
+
+@pytest.mark.slow
+def test_demo_letterboxes_a_wide_frame(tmp_path: Path) -> None:
+    out = tmp_path / "wide.mp4"
+    done = _app("demo", "--size", "320x180", "--fit", "fit", "--fps", "5", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (320, 180)
+
+
+@pytest.mark.slow
+def test_bench_prints_json_with_every_key() -> None:
+    done = _app("bench", "render", "--frames", "3")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {"engine", "threads", "prepare_ms", "sizes", "peak_rss_mb", "targets", "machine"} <= set(
+        result
+    )
+    assert result["threads"] == 1
+    for size in ("512x512", "1280x720"):
+        assert {"median_ms", "p95_ms"} <= set(result["sizes"][size])
+        assert result["sizes"][size]["p95_ms"] >= result["sizes"][size]["median_ms"] > 0
+    for target in result["targets"].values():
+        assert isinstance(target["pass"], bool)
+    assert result["machine"]["cpu_count"] >= 1
+    assert result["peak_rss_mb"] > 10
+
+
+def test_missing_portrait_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "nobody.jpg"
+    done = _app("demo", "--portrait", str(missing), "-o", str(tmp_path / "x.mp4"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") or "\nerror: " in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_odd_size_is_an_error_that_suggests_a_fix(tmp_path: Path) -> None:
+    done = _app("demo", "--size", "513", "-o", str(tmp_path / "x.mp4"))
+    assert done.returncode == 2
+    assert "error: " in done.stderr and "514x514" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    done = _app("demo")
+    assert done.returncode == 2
+    assert "-o" in done.stderr
+
+
+def test_window_plays_a_video_and_closes(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, 64, 48, 25) as video:
+        for i in range(10):
+            video.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    done = _run(
+        "ui.player",
+        str(path),
+        "--quit-after",
+        "0.6",
+        timeout=60,
+        QT_QPA_PLATFORM="offscreen",
+        QT_QPA_PLATFORM_PLUGIN_PATH="/nonexistent",
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_window_reports_a_missing_file(tmp_path: Path) -> None:
+    done = _run("ui.player", str(tmp_path / "none.mp4"), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ")
