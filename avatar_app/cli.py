@@ -47,37 +47,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -v also after the subcommand; SUPPRESS keeps the top-level value when it is absent.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
 
-    demo = commands.add_parser("demo", help="render the scripted motion sweep to an MP4 file")
+    demo = commands.add_parser(
+        "demo", parents=[common], help="render the scripted motion sweep to an MP4 file"
+    )
     demo.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
     demo.add_argument("--size", default="512", help="output size: N (NxN) or WxH; default 512")
     demo.add_argument("--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox")
     demo.add_argument("--fps", type=_positive_int, default=25, help="frames per second")
     demo.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     demo.add_argument("-o", "--output", type=Path, required=True, help="the MP4 file to write")
-    demo.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="log debugging detail",
-    )
     demo.set_defaults(run=run_demo)
 
     bench = commands.add_parser("bench", help="measure speed and memory; prints JSON")
     what = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    render = what.add_parser("render", help="renderer prepare and per-frame time")
+    render = what.add_parser("render", parents=[common], help="renderer prepare and per-frame time")
     render.add_argument("--frames", type=_positive_int, default=200, help="frames per size")
     render.add_argument("--portrait", type=Path, help="photo to use (default: bundled one)")
     render.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
-    render.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="log debugging detail",
-    )
     render.set_defaults(run=run_bench_render)
+
+    models = commands.add_parser("models", help="download model files into the user cache")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="WHAT")
+    fetch = model_commands.add_parser("fetch", parents=[common], help="download a model")
+    fetch.add_argument("name", choices=("face-landmarker",), help="which model")
+    fetch.set_defaults(run=run_models_fetch)
     return parser
 
 
@@ -131,6 +130,24 @@ def run_bench_render(args: argparse.Namespace) -> int:
 
     result = bench_render(engine=args.engine, frames=args.frames, portrait=args.portrait)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_models_fetch(args: argparse.Namespace) -> int:
+    from avatar_app.model_fetch import fetch_face_landmarker
+
+    progress: Progress | None = None
+
+    def report(done: int, total: int | None) -> None:
+        nonlocal progress
+        if total:
+            progress = progress or Progress(total, "Downloading")
+            progress.update(done)
+
+    path = fetch_face_landmarker(progress=report)
+    if progress is not None:
+        progress.finish()
+    print(f"Saved {path}", file=sys.stderr)
     return 0
 
 

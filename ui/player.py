@@ -93,6 +93,7 @@ def _show(video: VideoLoop, title: str, quit_after: float | None) -> int:
         label.setPixmap(QPixmap.fromImage(image.copy()))
 
     show_next()
+    label.resize(label.pixmap().size())
     timer = QTimer(label)
     timer.timeout.connect(show_next)
     timer.start(max(1, round(1000 / video.fps)))

@@ -88,7 +88,8 @@ def face_landmarker_path() -> Path:
     damaged = f" Damaged copies (wrong checksum): {', '.join(rejected)}." if rejected else ""
     raise ModelMissing(
         f"The face landmark model {FILE_NAME} was not found (looked in {looked}).{damaged} "
-        f"Reinstall avatar-app, or download it from {URL} into {user_model_dir()}, "
+        "Run `avatar-app models fetch face-landmarker` (or download it from "
+        f"{URL} into {user_model_dir()}), "
         f"or point {ENV_VAR} at a copy of the file."
     )
 

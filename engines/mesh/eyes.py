@@ -14,8 +14,14 @@ import numpy as np
 from engines.controls import FaceControls
 from engines.face import topology as topo
 from engines.mesh.geometry import Mesh
-
-SUBPIXEL_BITS = 2
+from engines.mesh.painting import (
+    SUBPIXEL_BITS,
+    blend_into,
+    box_around,
+    is_empty,
+    polygon_mask,
+    to_fixed,
+)
 
 
 @dataclass(frozen=True)
@@ -60,29 +66,23 @@ class EyelidPainter:
     ) -> None:
         top = edge - (closed * lid.opening)[:, None] * down
         polygon = np.vstack([edge + 0.1 * lid.opening.max() * down, top[::-1]])
-        x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 3
-        x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 4
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, patch.shape[1]), min(y1, patch.shape[0])
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        box = box_around(polygon, patch.shape)
+        if is_empty(box):
             return
+        x0, y0, x1, y1 = box
         size = (y1 - y0, x1 - x0)
         offset = np.array([x0, y0])
-        lid_mask = _polygon_mask(size, polygon - offset)
+        lid_mask = polygon_mask(size, polygon - offset)
         soft = 2 * max(1, round(0.25 * closed * lid.opening.max())) + 1
         lid_mask = cv2.GaussianBlur(lid_mask, (soft, soft), 0)
         lash_mask = np.zeros(size, np.uint8)
-        fixed = np.round((edge - offset) * (1 << SUBPIXEL_BITS)).astype(np.int32)
+        fixed = to_fixed(edge - offset)
         thickness = max(1, round(self.lash_width))
         cv2.polylines(lash_mask, [fixed], False, 255, thickness, cv2.LINE_AA, SUBPIXEL_BITS)
 
         fade = float(np.clip((closed - 0.15) / 0.6, 0.0, 1.0))
-        region = patch[y0:y1, x0:x1].astype(np.float32)
-        alpha = (lid_mask * fade)[..., None]
-        region += alpha * (lid.skin - region)
-        alpha = (lash_mask.astype(np.float32) / 255.0 * 0.8 * fade)[..., None]
-        region += alpha * (lid.lash - region)
-        patch[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        lash_alpha = lash_mask.astype(np.float32) / 255.0 * 0.8 * fade
+        blend_into(patch, box, [(lid_mask * fade, lid.skin), (lash_alpha, lid.lash)])
 
 
 def _eyelid(
@@ -113,10 +113,3 @@ def _sample_all(portrait: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def _sample(portrait: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.median(_sample_all(portrait, points), axis=0)
-
-
-def _polygon_mask(size: tuple[int, int], points: np.ndarray) -> np.ndarray:
-    mask = np.zeros(size, np.uint8)
-    fixed = np.round(points * (1 << SUBPIXEL_BITS)).astype(np.int32)
-    cv2.fillPoly(mask, [fixed], 255, cv2.LINE_AA, SUBPIXEL_BITS)
-    return mask.astype(np.float32) / 255.0

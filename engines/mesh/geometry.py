@@ -104,7 +104,7 @@ def build_mesh(face: FaceLandmarks) -> Mesh:
 
     head_weight = np.ones(len(vertices))
     down = frame.to_face(inner_ring[:, :2])[:, 1] / (0.5 * frame.height * INNER_RING_SCALE)
-    head_weight[inner] = np.interp(down, [-1.0, 0.3, 1.0], [0.85, 0.7, 0.3])
+    head_weight[inner] = np.interp(down, [-1.0, 0.3, 1.0], [0.85, 0.75, 0.5])
     head_weight[outer] = 0.0
     return Mesh(
         vertices=vertices,

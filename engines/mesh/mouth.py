@@ -13,11 +13,11 @@ import numpy as np
 
 from engines.face import topology as topo
 from engines.mesh.geometry import Mesh
+from engines.mesh.painting import blend_into, box_around, is_empty, polygon_mask
 
 CAVITY_TOP = np.array([112.0, 48.0, 46.0])
 CAVITY_DEEP = np.array([46.0, 16.0, 18.0])
 DEFAULT_TEETH = np.array([222.0, 214.0, 200.0])
-SUBPIXEL_BITS = 2
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,14 @@ class MouthPainter:
         if opacity <= 0.0:
             return
         contour = dst_xy[self.inner_contour] - origin
-        x0, y0 = np.floor(contour.min(axis=0)).astype(int) - 3
-        x1, y1 = np.ceil(contour.max(axis=0)).astype(int) + 4
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, patch.shape[1]), min(y1, patch.shape[0])
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        box = box_around(contour, patch.shape)
+        if is_empty(box):
             return
+        x0, y0, x1, y1 = box
         local = contour - (x0, y0)
         size = (y1 - y0, x1 - x0)
 
-        mask = _polygon_mask(size, local)
+        mask = polygon_mask(size, local)
         soft = max(1, round(gap * 0.06)) * 2 + 1
         mask = cv2.GaussianBlur(mask, (soft, soft), 0)
 
@@ -73,27 +71,17 @@ class MouthPainter:
         teeth_height = min(0.3 * gap, self.teeth_height)
         upper = dst_xy[self.upper] - origin - (x0, y0)
         band = np.vstack([upper, upper[::-1] + teeth_height * self.down])
-        teeth = cv2.GaussianBlur(_polygon_mask(size, band), (3, 3), 0)[..., None] * mask[..., None]
+        teeth = cv2.GaussianBlur(polygon_mask(size, band), (3, 3), 0)[..., None] * mask[..., None]
         shade = 1.0 - 0.35 * np.abs(np.linspace(-1.0, 1.0, size[1]))[None, :, None]
         inside += teeth * (self.teeth * shade - inside)
 
-        alpha = (mask * opacity)[..., None]
-        region = patch[y0:y1, x0:x1].astype(np.float32)
-        region += alpha * (inside - region)
-        patch[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        blend_into(patch, box, [(mask * opacity, inside)])
 
 
 def _gap(xy: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
     """Mean distance between the three middle pairs of inner lip points."""
     middle = slice(len(upper) // 2 - 1, len(upper) // 2 + 2)
     return float(np.linalg.norm(xy[lower[middle]] - xy[upper[middle]], axis=1).mean())
-
-
-def _polygon_mask(size: tuple[int, int], points: np.ndarray) -> np.ndarray:
-    mask = np.zeros(size, np.uint8)
-    fixed = np.round(points * (1 << SUBPIXEL_BITS)).astype(np.int32)
-    cv2.fillPoly(mask, [fixed], 255, cv2.LINE_AA, SUBPIXEL_BITS)
-    return mask.astype(np.float32) / 255.0
 
 
 def _teeth_colour(portrait: np.ndarray, contour: np.ndarray) -> np.ndarray:
