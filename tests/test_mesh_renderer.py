@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from skimage import data
 
 from engines.controls import FaceControls
 from engines.face.landmarker import FaceLandmarker, FaceLandmarks
@@ -15,14 +14,8 @@ from tests import face_metrics as fm
 
 
 @pytest.fixture(scope="module")
-def landmarker() -> Iterator[FaceLandmarker]:
-    with FaceLandmarker() as lm:
-        yield lm
-
-
-@pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    return data.astronaut()
+def photo(astronaut: np.ndarray) -> np.ndarray:
+    return astronaut
 
 
 @pytest.fixture(scope="module")

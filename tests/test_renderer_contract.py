@@ -1,0 +1,34 @@
+"""The renderer contract, for every registered engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.controls import FaceControls
+from engines.errors import EngineUnavailable
+from engines.face.landmarker import FaceLandmarker
+from engines.renderer import create_renderer, renderer_names
+
+
+@pytest.mark.parametrize("name", renderer_names())
+def test_contract(name: str, astronaut: np.ndarray, landmarker: FaceLandmarker) -> None:
+    renderer = create_renderer(name)
+    prepared = renderer.prepare(astronaut, landmarker.detect_all(astronaut)[0])
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        values = {n: rng.uniform(low, high) for n, (low, high) in FaceControls.RANGES.items()}
+        controls = FaceControls(**values)
+        frame = renderer.render(prepared, controls)
+        assert frame.shape == astronaut.shape and frame.dtype == np.uint8
+        np.testing.assert_array_equal(frame, renderer.render(prepared, controls))
+    nan = FaceControls(**{n: float("nan") for n in FaceControls.NAMES})
+    np.testing.assert_array_equal(
+        renderer.render(prepared, nan), renderer.render(prepared, FaceControls())
+    )
+
+
+def test_auto_finds_an_engine_and_unknown_names_are_explained() -> None:
+    assert create_renderer("auto").name in renderer_names()
+    with pytest.raises(EngineUnavailable, match="Did you mean one of: mesh"):
+        create_renderer("no-such-engine")
