@@ -36,12 +36,10 @@ class Region:
         origin = np.array([self.x, self.y], dtype=np.float64)
         return (xy - origin + 0.5) / self.step - 0.5
 
-    def grid_to_frame(self) -> tuple[np.ndarray, np.ndarray]:
-        """Frame coordinates of every coarse sample: (rows, cols) arrays x, y."""
-        rows, cols = self.grid_shape
-        gx = self.x + (np.arange(cols) + 0.5) * self.step - 0.5
-        gy = self.y + (np.arange(rows) + 0.5) * self.step - 0.5
-        return np.meshgrid(gx, gy)
+    def to_frame(self, grid_xy: np.ndarray) -> np.ndarray:
+        """Coarse grid coordinates -> frame pixel coordinates (the inverse of ``to_grid``)."""
+        origin = np.array([self.x, self.y], dtype=np.float64)
+        return origin + (grid_xy + 0.5) * self.step - 0.5
 
 
 def warp_maps(
@@ -61,7 +59,6 @@ def warp_maps(
     map to themselves.
     """
     rows, cols = region.grid_shape
-    sample_x, sample_y = (a.ravel() for a in region.grid_to_frame())
     shift = np.zeros((rows * cols, 2))
 
     g = region.to_grid(dst_xy)[triangles]  # (T, 3, 2) vertices in grid coordinates
@@ -95,7 +92,8 @@ def warp_maps(
     b0 = 1.0 - b1 - b2
     inside = (b0 >= -EDGE_TOLERANCE) & (b1 >= -EDGE_TOLERANCE) & (b2 >= -EDGE_TOLERANCE)
     pair_tri, b0, b1, b2 = pair_tri[inside], b0[inside], b1[inside], b2[inside]
-    pixel = py[inside] * cols + px[inside]
+    px, py = px[inside], py[inside]
+    pixel = py * cols + px
 
     corners = triangles[tri_ids[pair_tri]]  # (P, 3) vertex ids
     depth = (
@@ -108,10 +106,10 @@ def warp_maps(
     np.minimum.at(nearest, pixel, depth)
     win = depth <= nearest[pixel]
     corners, pixel = corners[win], pixel[win]
+    sample = region.to_frame(np.stack([px[win], py[win]], axis=1))
     b0, b1, b2 = b0[win, None], b1[win, None], b2[win, None]
     src = b0 * src_xy[corners[:, 0]] + b1 * src_xy[corners[:, 1]] + b2 * src_xy[corners[:, 2]]
-    shift[pixel, 0] = src[:, 0] - sample_x[pixel]
-    shift[pixel, 1] = src[:, 1] - sample_y[pixel]
+    shift[pixel] = src - sample
     return _upsample(region, shift)
 
 

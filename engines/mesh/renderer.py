@@ -36,7 +36,7 @@ class PreparedMesh:
 
 
 class MeshRenderer:
-    """Warps the portrait along a face mesh; about 2-6 ms per frame on one CPU core."""
+    """Warps the portrait along a face mesh; 3-9 ms per frame on one core (512² to 720p)."""
 
     name = "mesh"
 
