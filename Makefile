@@ -4,23 +4,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-DEMO := out/sweep.mp4
+INSTALLED_DEV := $(VENV)/.installed-dev
+DEMO := out/talk.mp4
+DEMO_TEXT := Hello! I am a photo, and now I can talk. Pick your own portrait, press go live, \
+	and I will speak with your voice. Mama, papa, who knew?
 
-.PHONY: demo test lint system-deps clean
+.PHONY: demo test lint system-deps test-system-deps clean
 
-demo: $(INSTALLED)
+demo: system-deps $(INSTALLED)
 	@mkdir -p $(dir $(DEMO))
-	$(BIN)/avatar-app demo -o $(DEMO)
+	$(BIN)/avatar-app render --say "$(DEMO_TEXT)" -o $(DEMO)
 	@if [ -n "$${DISPLAY:-}" ]; then \
 		$(BIN)/avatar-app-window $(DEMO); \
 	else \
 		echo "No display: the video is at $(CURDIR)/$(DEMO)"; \
 	fi
 
-test: system-deps $(INSTALLED) lint
+test: test-system-deps $(INSTALLED_DEV) lint
 	$(BIN)/python -m pytest -q
 
-lint: $(INSTALLED)
+lint: $(INSTALLED_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -28,15 +31,23 @@ lint: $(INSTALLED)
 system-deps:
 	scripts/install-system-deps.sh
 
+test-system-deps:
+	scripts/install-system-deps.sh --test
+
 $(BIN)/python:
 	@$(PYTHON) -c "import sys; sys.exit(sys.version_info < (3, 11))" || \
 		{ echo "avatar-app needs Python 3.11 or newer as $(PYTHON); try make PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV) || \
 		{ echo "Could not create $(VENV): on Debian/Ubuntu run sudo apt-get install python3-venv"; exit 1; }
 
-# Reinstall when the dependencies change. The default and dev extras never pull in torch.
+# Reinstall when the dependencies change. The app and its window need no torch; the tests
+# also train a tiny lip-sync model, so they install the train extra (torch's CPU build).
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[gui,say]"
+	@touch $@
+
+$(INSTALLED_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,train]"
 	@touch $@
 
 clean:

@@ -64,6 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, required=True, help="the MP4 file to write")
     demo.set_defaults(run=run_demo)
 
+    render_cmd = commands.add_parser(
+        "render",
+        parents=[common],
+        help="make the portrait speak a sound file (or text) into an MP4",
+    )
+    said = render_cmd.add_mutually_exclusive_group(required=True)
+    said.add_argument("--audio", type=Path, help="speech to lip-sync: wav, mp3, flac, ogg, m4a...")
+    said.add_argument("--say", metavar="TEXT", help="text spoken by espeak-ng instead of --audio")
+    render_cmd.add_argument("--voice", default="en-us", help="espeak-ng voice for --say")
+    render_cmd.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
+    render_cmd.add_argument("--size", default="512", help="output size: N (NxN) or WxH")
+    render_cmd.add_argument(
+        "--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox"
+    )
+    render_cmd.add_argument("--fps", type=_positive_int, default=25, help="frames per second")
+    render_cmd.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
+    render_cmd.add_argument(
+        "--lookahead", type=float, default=60.0, help="ms of sound heard before a frame (>= 43)"
+    )
+    render_cmd.add_argument(
+        "--vad",
+        choices=("0", "1", "2", "3", "off"),
+        default="2",
+        help="voice detection strictness, 0-3, or off (default 2)",
+    )
+    render_cmd.add_argument("--seed", type=int, default=0, help="seed of the idle motion")
+    render_cmd.add_argument("-o", "--output", type=Path, required=True, help="the MP4 to write")
+    render_cmd.set_defaults(run=run_render)
+
     bench = commands.add_parser("bench", help="measure speed and memory; prints JSON")
     what = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     render = what.add_parser("render", parents=[common], help="renderer prepare and per-frame time")
@@ -71,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--portrait", type=Path, help="photo to use (default: bundled one)")
     render.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     render.set_defaults(run=run_bench_render)
+    speech = what.add_parser("speech", parents=[common], help="lip-sync model cost and lookahead")
+    speech.add_argument("--seconds", type=float, default=30.0, help="seconds of speech to run")
+    speech.set_defaults(run=run_bench_speech)
 
     models = commands.add_parser("models", help="download model files into the user cache")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="WHAT")
@@ -125,11 +157,54 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_render(args: argparse.Namespace) -> int:
+    from avatar_app.audio_file import load_audio
+    from avatar_app.framing import parse_size
+    from avatar_app.talk_render import TalkSettings, render_talking, spoken_text
+
+    settings = TalkSettings(
+        size=parse_size(args.size),
+        fit=args.fit,
+        fps=args.fps,
+        engine=args.engine,
+        lookahead=args.lookahead / 1000.0,
+        vad_aggressiveness=None if args.vad == "off" else int(args.vad),
+        seed=args.seed,
+    )
+    audio = spoken_text(args.say, args.voice) if args.say else load_audio(args.audio)
+    progress: Progress | None = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal progress
+        progress = progress or Progress(total, "Rendering")
+        progress.update(done)
+
+    started = time.perf_counter()
+    frames = render_talking(audio, args.output, args.portrait, settings, report)
+    if progress is not None:
+        progress.finish()
+    seconds = time.perf_counter() - started
+    print(
+        f"Wrote {args.output} ({frames} frames, {audio.seconds:.1f} s of sound) in {seconds:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def run_bench_render(args: argparse.Namespace) -> int:
     from avatar_app.bench import bench_render
+    from avatar_app.bench_speech import bench_talk_pipeline
 
     result = bench_render(engine=args.engine, frames=args.frames, portrait=args.portrait)
+    result["talking_video"] = bench_talk_pipeline()
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_bench_speech(args: argparse.Namespace) -> int:
+    from avatar_app.bench_speech import bench_speech
+
+    print(json.dumps(bench_speech(args.seconds), indent=2))
     return 0
 
 

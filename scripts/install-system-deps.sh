@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages avatar-app and its tests need, only when one is missing.
-#   ffmpeg            ffprobe checks the videos the tests write
+# Installs the Debian/Ubuntu packages avatar-app needs, only when one is missing.
+# With --test, also what the tests use; with --train, what training the lip-sync model uses.
 #   libgl1 libglib2.0-0  needed by opencv-contrib-python (cv2) and mediapipe
 #   libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3  needed by PySide6 (Qt) windows
 #   python3-venv      lets `python3 -m venv` create .venv on Debian
+# --test:
+#   ffmpeg            ffprobe checks the videos the tests write
+#   festival festvox-kallpc16k festvox-us-slt-hts  a second speech synthesiser for training
+#   alsa-utils        ships short recordings of a real human voice ("Front Left", ...)
+# --train (adds to --test):
+#   asterisk-core-sounds-en-g722 asterisk-core-sounds-en  ~500 recorded voice prompts with
+#                     their transcripts: real human speech for training and measuring
 set -euo pipefail
 
-packages=(ffmpeg libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+packages=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--train" ]; then
+    packages+=(ffmpeg festival festvox-kallpc16k festvox-us-slt-hts alsa-utils)
+fi
+if [ "${1:-}" = "--train" ]; then
+    packages+=(asterisk-core-sounds-en-g722 asterisk-core-sounds-en)
+fi
 if ! python3 -c "import ensurepip" 2>/dev/null; then
     packages+=(python3-venv)
 fi
