@@ -76,6 +76,20 @@ def test_bench_prints_json_with_every_key() -> None:
         assert isinstance(target["pass"], bool)
     assert result["machine"]["cpu_count"] >= 1
     assert result["peak_rss_mb"] > 10
+    talking = result["talking_video"]
+    assert talking["frames"] == pytest.approx(talking["audio_seconds"] * 25, abs=1)
+    assert talking["seconds_per_audio_second"] > 0
+
+
+@pytest.mark.slow
+def test_bench_speech_prints_cost_lookahead_and_accuracy() -> None:
+    done = _app("bench", "speech", "--seconds", "3")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["lookahead_ms"] == pytest.approx(52.5)
+    assert result["model_ms_per_audio_second"] > 0
+    assert result["video_frames"] == 75
+    assert "espeak_unseen_voices/clean" in result["held_out_accuracy"]
 
 
 def test_missing_portrait_is_an_error_not_a_traceback(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from avatar_app.audio_file import load_audio
 from avatar_app.talk_render import TalkSettings, render_talking
 from engines.face.landmarker import FaceLandmarker
 from engines.speech.features import RATE
-from tests.face_metrics import face_height, inner_lip_gap
+from tests.face_metrics import face_height, inner_lip_gap, mouth_width
 from tests.speech_audio import envelope, phone_openness, spoken
 
 FPS = 25
@@ -81,6 +81,40 @@ def test_redetected_mouth_follows_the_speech(
     rest = opening[0]
     quiet = (times < 0.3) | (times > times[-1] - 0.2)
     assert np.abs(opening[quiet] - rest).max() < 0.15 * (opening.max() - rest)
+
+
+def _render_and_measure(
+    text: str, folder: Path, landmarker: FaceLandmarker
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, str]]]:
+    """Render ``text`` spoken slowly; per frame: lip gap and mouth width over face height."""
+    audio, phones = spoken(text, rate_wpm=120)
+    wav = folder / "speech.wav"
+    wavfile.write(wav, RATE, (audio * 32767).astype(np.int16))
+    video = folder / "talk.mp4"
+    render_talking(load_audio(wav), video, settings=TalkSettings(size=(384, 384), fps=FPS))
+    gaps, widths = [], []
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            face = landmarker.detect_all(frame.to_ndarray(format="rgb24"))[0]
+            gaps.append(inner_lip_gap(face) / face_height(face))
+            widths.append(mouth_width(face) / face_height(face))
+    return np.array(gaps), np.array(widths), phones
+
+
+def test_redetected_lips_close_on_m_and_p(tmp_path: Path, landmarker: FaceLandmarker) -> None:
+    gaps, _, phones = _render_and_measure("mama papa, mama papa.", tmp_path, landmarker)
+    rest = gaps[0]  # the photo's own mouth: lips apart over the teeth
+    bilabial_frames = [round((t + 0.03) * FPS) for t, p in phones if p in ("M", "P")]
+    closed = [gaps[max(0, i - 1) : i + 2].min() for i in bilabial_frames]
+    assert sum(gap < 0.5 * rest for gap in closed) >= 6  # of the 8 bilabials
+    assert gaps.max() > 2 * rest  # and the vowels between them open the mouth
+
+
+def test_redetected_lips_round_on_oo(tmp_path: Path, landmarker: FaceLandmarker) -> None:
+    _, widths, phones = _render_and_measure("who woo, who woo.", tmp_path, landmarker)
+    rest = widths[0]
+    rounded = [round((t + 0.05) * FPS) for t, p in phones if p == "UW"]
+    assert min(widths[i] for i in rounded) < 0.9 * rest
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:

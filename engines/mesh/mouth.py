@@ -1,7 +1,10 @@
-"""Paints the inside of an opened mouth: dark cavity, upper-teeth hint, soft edges.
+"""Paints the inside of an opened mouth (dark cavity, upper-teeth hint, soft edges) and the
+seam of lips pressed together.
 
 A warp can only stretch the lips' own pixels across the gap; wherever the lips part more than
-in the photo, a painted interior fades in instead.
+in the photo, a painted interior fades in instead. Where they close more than in the photo
+(m, b, p), the photo's teeth would still peep out between the inner lip landmarks, which sit
+inside the visible lip edge; a band in the photo's own lip colours with a darker seam covers it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ import numpy as np
 
 from engines.face import topology as topo
 from engines.mesh.geometry import Mesh
-from engines.mesh.painting import blend_into, box_around, is_empty, polygon_mask
+from engines.mesh.painting import (
+    SUBPIXEL_BITS,
+    blend_into,
+    box_around,
+    is_empty,
+    polygon_mask,
+    to_fixed,
+)
 
 CAVITY_TOP = np.array([112.0, 48.0, 46.0])
 CAVITY_DEEP = np.array([46.0, 16.0, 18.0])
@@ -30,6 +40,7 @@ class MouthPainter:
     teeth_height: float  # visible height of the upper teeth when wide open, pixels
     down: np.ndarray  # the face's down axis
     teeth: np.ndarray  # RGB of the upper teeth
+    lip_colours: np.ndarray  # [2, 3] RGB of the upper and the lower lip
 
     @staticmethod
     def from_portrait(portrait: np.ndarray, mesh: Mesh) -> MouthPainter:
@@ -46,10 +57,23 @@ class MouthPainter:
             teeth_height=0.055 * mesh.frame.height,
             down=mesh.frame.down,
             teeth=_teeth_colour(portrait, xy[contour]),
+            lip_colours=np.array(
+                [
+                    _median_colour(
+                        portrait, xy[list(topo.LIPS_UPPER_OUTER + topo.LIPS_UPPER_INNER[::-1])]
+                    ),
+                    _median_colour(
+                        portrait, xy[list(topo.LIPS_LOWER_OUTER + topo.LIPS_LOWER_INNER[::-1])]
+                    ),
+                ]
+            ),
         )
 
     def paint(self, patch: np.ndarray, origin: tuple[int, int], dst_xy: np.ndarray) -> None:
         gap = _gap(dst_xy, self.upper, self.lower)
+        if gap < self.source_gap:
+            self._seal(patch, origin, dst_xy, gap)
+            return
         opacity = float(np.clip((gap - self.source_gap) / self.fade_gap, 0.0, 1.0))
         if opacity <= 0.0:
             return
@@ -76,6 +100,49 @@ class MouthPainter:
         inside += teeth * (self.teeth * shade - inside)
 
         blend_into(patch, box, [(mask * opacity, inside)])
+
+    def _seal(
+        self, patch: np.ndarray, origin: tuple[int, int], dst_xy: np.ndarray, gap: float
+    ) -> None:
+        """Lips closer than in the photo: cover the seam with lip colour, fading in as they meet."""
+        opacity = float(np.clip((self.source_gap - gap) / (0.6 * self.source_gap), 0.0, 1.0))
+        if opacity <= 0.0:
+            return
+        upper = dst_xy[self.upper] - origin
+        lower = dst_xy[self.lower] - origin
+        seam = (upper + lower) / 2
+        # Thickest in the middle, nothing at the corners.
+        taper = np.sin(np.linspace(0.0, np.pi, len(seam)))[:, None]
+        half = taper * (0.2 * self.source_gap + 1.0) * self.down
+        top = seam - np.abs(seam - upper) - half
+        bottom = seam + np.abs(lower - seam) + half
+        box = box_around(np.vstack([top, bottom]), patch.shape)
+        if is_empty(box):
+            return
+        x0, y0, x1, y1 = box
+        size = (y1 - y0, x1 - x0)
+        shift = np.array([x0, y0])
+        upper_half = polygon_mask(size, np.vstack([top, seam[::-1]]) - shift)
+        band = polygon_mask(size, np.vstack([top, bottom[::-1]]) - shift)
+        band = cv2.GaussianBlur(band, (3, 3), 0)
+        colour = self.lip_colours[1] + upper_half[..., None] * (
+            self.lip_colours[0] - self.lip_colours[1]
+        )
+        line = np.zeros(size, np.uint8)
+        cv2.polylines(line, [to_fixed(seam - shift)], False, 255, 1, cv2.LINE_AA, SUBPIXEL_BITS)
+        line_alpha = cv2.GaussianBlur(line.astype(np.float32) / 255.0, (3, 3), 0) * 0.6
+        seam_colour = self.lip_colours.mean(axis=0) * 0.55
+        blend_into(patch, box, [(band * opacity, colour), (line_alpha * opacity, seam_colour)])
+
+
+def _median_colour(portrait: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Median RGB of the photo inside ``polygon`` (a lip), or a neutral lip tone if it is tiny."""
+    mask = np.zeros(portrait.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+    pixels = portrait[mask.astype(bool)]
+    if len(pixels) < 12:
+        return np.array([180.0, 110.0, 110.0])
+    return np.median(pixels.astype(np.float64), axis=0)
 
 
 def _gap(xy: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
