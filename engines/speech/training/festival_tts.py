@@ -16,14 +16,14 @@ import tempfile
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
-from math import gcd
 from pathlib import Path
 
-import numpy as np
-from scipy.io import wavfile
-from scipy.signal import resample_poly
-
-from engines.speech.training.utterance import SAMPLE_RATE, PhoneSpan, Utterance
+from engines.speech.training.utterance import (
+    SAMPLE_RATE,
+    PhoneSpan,
+    Utterance,
+    read_wav_16k,
+)
 
 # Festival's "radio" phone set (US voices; "darpa" uses the same names) -> ARPAbet.
 _SAME = (
@@ -181,24 +181,6 @@ def _check_text(text: str) -> None:
         raise ValueError(f"nothing to synthesise in {text!r}")
 
 
-def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
-    if rate != SAMPLE_RATE:
-        g = gcd(rate, SAMPLE_RATE)
-        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g)
-    return np.clip(audio, -1.0, 1.0).astype(np.float32)
-
-
-def _read_wave(path: Path) -> np.ndarray:
-    rate, data = wavfile.read(path)
-    if data.ndim > 1:
-        data = data.mean(axis=1)
-    if np.issubdtype(data.dtype, np.integer):
-        audio = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
-    else:
-        audio = data.astype(np.float32)
-    return _to_16k(audio, int(rate))
-
-
 def _read_segs(path: Path, phone_map: dict[str, str], total: float) -> tuple[PhoneSpan, ...]:
     """``utt.save.segs`` output (``#`` then ``end 100 phone`` lines) -> spans covering
     ``total`` seconds."""
@@ -274,7 +256,7 @@ def synthesize_many(
                 wav, segs = out / f"{i}.wav", out / f"{i}.segs"
                 if not (wav.exists() and segs.exists()):
                     break
-                audio = _read_wave(wav)
+                audio = read_wav_16k(wav)
                 phones = _read_segs(segs, phone_map, len(audio) / SAMPLE_RATE)
                 if audio.size == 0 or all(p.phone == "SIL" for p in phones):
                     break

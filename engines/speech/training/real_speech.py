@@ -23,14 +23,16 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 
-from engines.speech.training.utterance import SAMPLE_RATE, PhoneSpan, Utterance
+from engines.speech.training.utterance import (
+    PhoneSpan,
+    Utterance,
+    read_wav_16k,
+    to_16k,
+)
 from engines.speech.visemes import PHONE_TO_VISEME
 
 _log = logging.getLogger(__name__)
@@ -204,13 +206,6 @@ def real_clips() -> list[RealClip]:
     return _alsa_clips() + _asterisk_clips() + _arctic_clips()
 
 
-def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
-    if rate != SAMPLE_RATE:
-        g = gcd(rate, SAMPLE_RATE)
-        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g)
-    return np.clip(audio, -1.0, 1.0).astype(np.float32)
-
-
 def load_audio(path: Path) -> np.ndarray:
     """A clip as float32 mono 16 kHz (WAV through scipy, G.722 through PyAV)."""
     if path.suffix == ".g722":
@@ -221,15 +216,8 @@ def load_audio(path: Path) -> np.ndarray:
             rate = stream.rate
             chunks = [frame.to_ndarray().reshape(-1) for frame in container.decode(stream)]
         pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-        return _to_16k(pcm.astype(np.float32) / 32768.0, rate)
-    rate, data = wavfile.read(path)
-    if data.ndim > 1:
-        data = data.mean(axis=1)
-    if np.issubdtype(data.dtype, np.integer):
-        audio = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
-    else:
-        audio = data.astype(np.float32)
-    return _to_16k(audio, int(rate))
+        return to_16k(pcm.astype(np.float32) / 32768.0, rate)
+    return read_wav_16k(path)
 
 
 def frame_agreement(a: Iterable[PhoneSpan], b: Iterable[PhoneSpan], fps: int = 100) -> float:
