@@ -93,6 +93,42 @@ def build_parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("-o", "--output", type=Path, required=True, help="the MP4 to write")
     render_cmd.set_defaults(run=run_render)
 
+    live = commands.add_parser(
+        "live", parents=[common], help="run the talking portrait as a camera until Ctrl-C"
+    )
+    heard = live.add_mutually_exclusive_group()
+    heard.add_argument("--mic", metavar="NAME", help="microphone by name (default: the system's)")
+    heard.add_argument("--audio-file", type=Path, help="play this sound file in a loop instead")
+    live.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
+    live.add_argument("--webcam", default="off", help="webcam driving: only 'off' for now")
+    live.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
+    live.add_argument(
+        "--vcam", default="auto", help="virtual camera: auto, off, or a device such as /dev/video9"
+    )
+    live.add_argument("--test-pattern", action="store_true", help="send colour bars to the camera")
+    live.add_argument("--size", default="1280x720", help="camera size: WxH or N (default 1280x720)")
+    live.add_argument("--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox")
+    live.add_argument("--fps", type=_positive_int, default=30, help="frames per second")
+    live.add_argument(
+        "--ptt",
+        choices=("vad", "always"),
+        default="vad",
+        help="mouth moves on detected voice (vad, default) or on any sound (always)",
+    )
+    live.add_argument("--vad", choices=("0", "1", "2", "3"), default="2", help="VAD strictness")
+    live.add_argument("--record", type=Path, help="also record what the camera shows to this MP4")
+    live.add_argument("--seconds", type=float, help="stop by itself after this long")
+    live.set_defaults(run=run_live)
+
+    devices = commands.add_parser(
+        "devices", parents=[common], help="list microphones, cameras and virtual cameras"
+    )
+    devices.set_defaults(run=run_devices)
+    doctor = commands.add_parser(
+        "doctor", parents=[common], help="check what live mode needs and say how to fix it"
+    )
+    doctor.set_defaults(run=run_doctor)
+
     bench = commands.add_parser("bench", help="measure speed and memory; prints JSON")
     what = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     render = what.add_parser("render", parents=[common], help="renderer prepare and per-frame time")
@@ -100,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--portrait", type=Path, help="photo to use (default: bundled one)")
     render.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     render.set_defaults(run=run_bench_render)
+    live_bench = what.add_parser(
+        "live", parents=[common], help="the live pipeline, real-time paced"
+    )
+    live_bench.add_argument("--seconds", type=float, default=60.0, help="how long to run")
+    live_bench.set_defaults(run=run_bench_live)
     speech = what.add_parser("speech", parents=[common], help="lip-sync model cost and lookahead")
     speech.add_argument("--seconds", type=float, default=30.0, help="seconds of speech to run")
     speech.set_defaults(run=run_bench_speech)
@@ -198,6 +239,34 @@ def run_bench_render(args: argparse.Namespace) -> int:
     result = bench_render(engine=args.engine, frames=args.frames, portrait=args.portrait)
     result["talking_video"] = bench_talk_pipeline()
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_live(args: argparse.Namespace) -> int:
+    from avatar_app.live.runner import run_live_session
+
+    return run_live_session(args)
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    from avatar_app.live.devices import device_report
+
+    print(device_report())
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from avatar_app.live.doctor import format_report, run_checks
+
+    checks = run_checks()
+    print(format_report(checks))
+    return 1 if any(not c.ok and c.required for c in checks) else 0
+
+
+def run_bench_live(args: argparse.Namespace) -> int:
+    from avatar_app.live.runner import bench_live
+
+    print(json.dumps(bench_live(args.seconds), indent=2))
     return 0
 
 

@@ -3,19 +3,23 @@
 # With --test, also what the tests use; with --train, what training the lip-sync model uses.
 #   libgl1 libglib2.0-0  needed by opencv-contrib-python (cv2) and mediapipe
 #   libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3  needed by PySide6 (Qt) windows
+#   libportaudio2     the microphone in live mode (sounddevice)
 #   python3-venv      lets `python3 -m venv` create .venv on Debian
 # --test:
 #   ffmpeg            ffprobe checks the videos the tests write
 #   festival festvox-kallpc16k festvox-us-slt-hts  a second speech synthesiser for training
 #   alsa-utils        ships short recordings of a real human voice ("Front Left", ...)
+#   pulseaudio pulseaudio-utils libasound2-plugins  a real sound server for the microphone
+#                     end-to-end tests (a null sink played into with paplay)
 # --train (adds to --test):
 #   asterisk-core-sounds-en-g722 asterisk-core-sounds-en  ~500 recorded voice prompts with
 #                     their transcripts: real human speech for training and measuring
 set -euo pipefail
 
-packages=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+packages=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libportaudio2)
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--train" ]; then
-    packages+=(ffmpeg festival festvox-kallpc16k festvox-us-slt-hts alsa-utils)
+    packages+=(ffmpeg festival festvox-kallpc16k festvox-us-slt-hts alsa-utils
+        pulseaudio pulseaudio-utils libasound2-plugins)
 fi
 if [ "${1:-}" = "--train" ]; then
     packages+=(asterisk-core-sounds-en-g722 asterisk-core-sounds-en)

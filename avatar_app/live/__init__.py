@@ -1,0 +1,1 @@
+"""Live session parts: devices, sinks and the threads that connect them."""

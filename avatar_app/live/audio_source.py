@@ -1,0 +1,658 @@
+"""Sound for the live session: a microphone (PortAudio via sounddevice) or a file in real time.
+
+Both sources hand out ``AudioChunk``s of exactly ``chunk_ms`` of float32 mono sound at ``rate``,
+either to an ``on_chunk`` callback (called on the capture thread; it must not block) or through
+``read(timeout)`` from a bounded queue that drops the oldest chunk when full and counts the drops.
+
+Every chunk carries ``pts_ns``: the ``time.monotonic_ns()`` at which its first sample was
+captured. For a microphone this is estimated from PortAudio's time info (``currentTime -
+inputBufferAdcTime`` is how long ago the first sample of a callback buffer was captured; where a
+host API reports nothing sensible, the buffer's duration is used instead) and then smoothed along
+the sample count, so chunk spacing follows the sample clock and ``pts_ns`` only ever increases.
+
+A microphone that fails (a PortAudio error, a stream that stopped by itself, or no sound for more
+than ``STALL_SECONDS``) is reopened by a supervisor thread with exponential backoff; ``status``
+says "running", "reconnecting" or "stopped". Devices are chosen by name, never by index.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from scipy.signal import firwin, upfirdn
+
+from engines.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+Status = Literal["running", "reconnecting", "stopped"]
+OnChunk = Callable[["AudioChunk"], None]
+
+STALL_SECONDS = 1.0
+"""A started microphone that delivers nothing for this long is reopened."""
+BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 5.0)
+"""Waits before successive reconnection attempts; the last one repeats."""
+QUEUE_SECONDS = 2.0
+"""``read`` keeps at most this much sound; older chunks are dropped."""
+_MAX_LATENCY_S = 1.0  # a reported input latency beyond this (or below 0) is not believed
+_RESYNC_NS = 200_000_000  # a capture time this much later than the sample clock says: resync
+_DRIFT_PER_S = 0.001  # how fast (s/s) the clock estimate may creep later to follow drift
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """``samples``: float32 mono in -1..1 at ``rate``; ``pts_ns``: monotonic capture time of the
+    first sample."""
+
+    samples: np.ndarray
+    rate: int
+    pts_ns: int
+
+    @property
+    def duration_ns(self) -> int:
+        """How long the chunk lasts, in nanoseconds."""
+        return len(self.samples) * 1_000_000_000 // self.rate
+
+
+def list_microphones() -> list[str]:
+    """Names of the input devices PortAudio knows (as ``MicrophoneSource(device=...)`` takes)."""
+    sd = _sounddevice()
+    return [str(d["name"]) for d in sd.query_devices() if d["max_input_channels"] > 0]
+
+
+class _ChunkQueue:
+    """Bounded FIFO that drops the oldest item when full; ``put`` never waits for a reader."""
+
+    def __init__(self, max_items: int) -> None:
+        self._items: deque[AudioChunk] = deque()
+        self._max = max(1, max_items)
+        self._ready = threading.Condition(threading.Lock())
+        self.dropped = 0
+
+    def put(self, chunk: AudioChunk) -> None:
+        with self._ready:
+            if len(self._items) >= self._max:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(chunk)
+            self._ready.notify()
+
+    def get(self, timeout: float | None) -> AudioChunk | None:
+        with self._ready:
+            if not self._items:
+                self._ready.wait(timeout)
+            return self._items.popleft() if self._items else None
+
+    def clear(self) -> None:
+        with self._ready:
+            self._items.clear()
+
+
+class _Source:
+    """What both sources share: chunk size, delivery (callback or queue) and status."""
+
+    def __init__(self, rate: int, chunk_ms: int, on_chunk: OnChunk | None) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        if chunk_ms <= 0:
+            raise ValueError(f"chunk_ms must be positive, got {chunk_ms}")
+        self.rate = rate
+        self.chunk_ms = chunk_ms
+        self.chunk_samples = max(1, rate * chunk_ms // 1000)
+        self._on_chunk = on_chunk
+        self._queue = _ChunkQueue(math.ceil(QUEUE_SECONDS * 1000 / chunk_ms))
+        self._status: Status = "stopped"
+
+    @property
+    def status(self) -> Status:
+        """ "running", "reconnecting" (microphone only) or "stopped"."""
+        return self._status
+
+    @property
+    def dropped(self) -> int:
+        """Chunks dropped because ``read`` was not called often enough."""
+        return self._queue.dropped
+
+    def read(self, timeout: float | None = None) -> AudioChunk | None:
+        """The oldest chunk not read yet, waiting up to ``timeout`` s; None if none came.
+
+        Only for sources made without ``on_chunk``.
+        """
+        return self._queue.get(timeout)
+
+    def _deliver(self, chunk: AudioChunk) -> None:
+        if self._on_chunk is None:
+            self._queue.put(chunk)
+            return
+        try:
+            self._on_chunk(chunk)
+        except Exception:
+            log.exception("The audio chunk handler failed; the chunk is lost")
+
+
+class _Chunker:
+    """Cuts a stream of sample blocks into chunks of exactly ``size`` samples."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buffer = np.zeros(size, np.float32)
+        self._filled = 0
+
+    def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Whole chunks completed by ``samples``, each with its start offset into ``samples``
+        (negative when it began in an earlier block)."""
+        out: list[tuple[int, np.ndarray]] = []
+        position = 0
+        while position < len(samples):
+            take = min(self.size - self._filled, len(samples) - position)
+            self._buffer[self._filled : self._filled + take] = samples[position : position + take]
+            self._filled += take
+            position += take
+            if self._filled == self.size:
+                out.append((position - self.size, self._buffer))
+                self._buffer = np.zeros(self.size, np.float32)
+                self._filled = 0
+        return out
+
+
+class StreamingResampler:
+    """Polyphase resampling block by block, with the filter ``scipy.signal.resample_poly`` uses.
+
+    The output equals ``resample_poly`` on the whole signal, ``delay_in`` input samples late
+    (the filter's half length); nothing is lost at block edges.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        common = math.gcd(rate_in, rate_out)
+        self.up, self.down = rate_out // common, rate_in // common
+        half = 10 * max(self.up, self.down)
+        self._taps = (
+            firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)) * self.up
+        ).astype(np.float64)
+        self._delay = half  # in upsampled samples
+        self.delay_in = half / self.up
+        # How many input samples one output needs from before it: the filter's reach.
+        self._history = len(self._taps) // self.up + self.down + 2
+        self._buffer = np.zeros(0, np.float64)
+        self._base = 0  # global index of _buffer[0]; negative indices are zeros
+        self._received = 0  # input samples so far
+        self._emitted = 0  # output samples so far
+        self._inverse_up = pow(self.up, -1, self.down) if self.down > 1 else 0
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """The output samples that ``samples`` (the next input block) completes."""
+        if self.up == self.down:
+            return samples.astype(np.float32, copy=False)
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float64)])
+        self._received += len(samples)
+        # Output k is y[k*down + delay], with y the upsampled input filtered by the taps; it is
+        # complete once input up to (k*down + delay) / up has arrived.
+        last = (self._received * self.up - 1 - self._delay) // self.down
+        count = last - self._emitted + 1
+        if count <= 0:
+            return np.zeros(0, np.float32)
+        first = self._emitted * self.down + self._delay  # upsampled index of the first output
+        # Start the filtered block at an input index whose upsampled position is `first` minus
+        # a multiple of `down`, far enough back for the whole filter.
+        start = (first - len(self._taps)) // self.up
+        if self.down > 1:
+            start -= (start * self.up - first) * self._inverse_up % self.down
+        if start < self._base:  # before the stream began: zeros
+            pad = self._base - start
+            block = np.concatenate([np.zeros(pad), self._buffer])
+        else:
+            block = self._buffer[start - self._base :]
+        filtered = upfirdn(self._taps, block, self.up, self.down)
+        offset = (first - start * self.up) // self.down
+        out = filtered[offset : offset + count]
+        self._emitted += count
+        keep_from = max(
+            self._base, (self._emitted * self.down + self._delay) // self.up - self._history
+        )
+        self._buffer = self._buffer[keep_from - self._base :]
+        self._base = keep_from
+        return out.astype(np.float32)
+
+
+class _CaptureClock:
+    """The capture time of sample 0 of a stream, from noisy per-buffer estimates.
+
+    Each estimate is an upper bound of the true capture time (data cannot arrive before it was
+    captured), so the clock follows the lower envelope of (estimate - count / rate), creeping
+    later by at most ``_DRIFT_PER_S`` to follow clock drift, and jumping when the estimates are
+    much later (samples were lost).
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._origin: float | None = None  # ns at sample 0
+        self._last_count = 0
+
+    def origin_ns(self, estimate_ns: int, count: int) -> float:
+        """Sample 0's capture time, given an estimate of sample ``count``'s."""
+        candidate = estimate_ns - count * 1e9 / self.rate
+        if self._origin is None or candidate - self._origin > _RESYNC_NS:
+            self._origin = candidate
+        else:
+            creep = (count - self._last_count) / self.rate * _DRIFT_PER_S * 1e9
+            self._origin = min(self._origin + creep, candidate)
+        self._last_count = count
+        return self._origin
+
+
+class MicrophoneSource(_Source):
+    """Live sound from an input device, chosen by (part of) its name; None means the default.
+
+    ``start`` opens the device (``DeviceError`` if it is unknown or cannot be opened); after
+    that, failures are repaired on a supervisor thread and never raised. The device is opened at
+    ``rate`` if it takes that rate, else at its own rate with resampling; channels are averaged.
+    ``on_chunk`` runs on PortAudio's callback thread and must return quickly.
+    """
+
+    def __init__(
+        self,
+        device: str | None = None,
+        rate: int = 16000,
+        chunk_ms: int = 10,
+        on_chunk: OnChunk | None = None,
+        latency: float = 0.05,
+    ) -> None:
+        super().__init__(rate, chunk_ms, on_chunk)
+        self.device = device
+        self.latency = latency
+        self.overflows = 0
+        """Callbacks that reported lost input (the callback thread was starved)."""
+        self.reconnects = 0
+        """Times the device was reopened after a failure."""
+        self._lock = threading.Lock()  # guards the stream and its state
+        self._stream: Any = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._last_callback = 0.0
+        self._opened_name = ""
+        self._device_rate = rate
+        self._resampler: StreamingResampler | None = None
+        self._chunker = _Chunker(self.chunk_samples)
+        self._clock = _CaptureClock(rate)
+        self._in_count = 0
+        self._out_count = 0
+        self._last_pts = 0
+
+    @property
+    def device_name(self) -> str:
+        """The full name of the device in use ("" before ``start``)."""
+        return self._opened_name
+
+    def start(self) -> None:
+        """Open the device and start capturing; a second call does nothing."""
+        if self._supervisor is not None:
+            return
+        self._stopping.clear()
+        self._open()
+        self._status = "running"
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="mic-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def stop(self) -> None:
+        """Stop capturing and close the device; safe to call any number of times."""
+        self._stopping.set()
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.join()
+        self._close()
+        self._status = "stopped"
+
+    def __enter__(self) -> MicrophoneSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- device --------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        sd = _sounddevice()
+        index, info = _find_input(sd, self.device)
+        device_rate = self._pick_rate(sd, index, info)
+        channels = _pick_channels(sd, index, info, device_rate)
+        try:
+            stream = sd.InputStream(
+                device=index,
+                samplerate=device_rate,
+                channels=channels,
+                dtype="float32",
+                blocksize=0,
+                latency=self.latency,
+                callback=self._callback,
+            )
+        except Exception as exc:  # sounddevice raises PortAudioError, ValueError ...
+            raise DeviceError(
+                f"The microphone {info['name']!r} cannot be opened ({exc}). Check that no other "
+                "program holds it exclusively, or pick another one."
+            ) from exc
+        with self._lock:
+            self._device_rate = device_rate
+            self._resampler = (
+                StreamingResampler(device_rate, self.rate) if device_rate != self.rate else None
+            )
+            self._chunker = _Chunker(self.chunk_samples)
+            self._clock = _CaptureClock(device_rate)
+            self._in_count = 0
+            self._out_count = 0
+            self._last_callback = time.monotonic()
+            self._stream = stream
+            _count_stream(+1)
+            self._opened_name = str(info["name"])
+        try:
+            stream.start()
+        except Exception as exc:
+            self._close()
+            raise DeviceError(
+                f"The microphone {info['name']!r} cannot be started ({exc})."
+            ) from exc
+        log.info(
+            "Microphone %r open at %d Hz%s",
+            self._opened_name,
+            device_rate,
+            f" (resampled to {self.rate} Hz)" if device_rate != self.rate else "",
+        )
+
+    def _pick_rate(self, sd: Any, index: int, info: dict[str, Any]) -> int:
+        """``self.rate`` if the device takes it, else its default rate."""
+        try:
+            sd.check_input_settings(device=index, samplerate=self.rate, channels=1)
+            return self.rate
+        except Exception:
+            return round(float(info["default_samplerate"]))
+
+    def _close(self) -> None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        _count_stream(-1)
+        try:
+            stream.abort()
+        except Exception:
+            log.debug("Aborting the microphone stream failed", exc_info=True)
+        try:
+            stream.close()
+        except Exception:
+            log.debug("Closing the microphone stream failed", exc_info=True)
+
+    # -- capture thread ------------------------------------------------------------------
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        """PortAudio's callback: copy, resample, cut into chunks, hand on. Never blocks."""
+        now_ns = time.monotonic_ns()
+        self._last_callback = now_ns / 1e9
+        if status:
+            if status.input_overflow:
+                self.overflows += 1
+            else:
+                log.debug("Microphone callback status: %s", status)
+        mono = indata[:, 0] if indata.shape[1] == 1 else indata.mean(axis=1)
+        mono = np.array(mono, dtype=np.float32)  # indata is reused by PortAudio
+        lag = _input_lag(time_info)
+        if lag is None:
+            lag = frames / self._device_rate
+        origin_ns = self._clock.origin_ns(now_ns - int(lag * 1e9), self._in_count)
+        self._in_count += frames
+        if self._resampler is not None:
+            # resample_poly is zero-phase: output k sits at input position k * rate_in / rate.
+            mono = self._resampler.process(mono)
+        start = self._out_count
+        self._out_count += len(mono)
+        for offset, samples in self._chunker.push(mono):
+            pts = int(origin_ns + (start + offset) * 1e9 / self.rate)
+            pts = max(pts, self._last_pts + 1)
+            self._last_pts = pts
+            np.clip(samples, -1.0, 1.0, out=samples)
+            self._deliver(AudioChunk(samples, self.rate, pts))
+
+    # -- supervisor ----------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        """Watch the stream; reopen it with backoff when it fails. Never raises."""
+        attempt = 0
+        while not self._stopping.wait(0.1):
+            try:
+                problem = self._problem()
+                if problem is None:
+                    continue
+                self._status = "reconnecting"
+                log.warning("Microphone %r failed (%s); reconnecting", self._opened_name, problem)
+                self._close()
+                attempt = 0
+                while not self._stopping.is_set():
+                    wait = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
+                    if self._stopping.wait(wait):
+                        break
+                    attempt += 1
+                    try:
+                        self._reopen()
+                    except Exception as exc:
+                        log.warning(
+                            "Reconnecting the microphone %r failed (attempt %d): %s; next try "
+                            "in %.1f s",
+                            self.device or "default",
+                            attempt,
+                            exc,
+                            BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)],
+                        )
+                        continue
+                    self.reconnects += 1
+                    self._status = "running"
+                    log.warning("Microphone %r is back", self._opened_name)
+                    break
+            except Exception:  # the supervisor must survive anything
+                log.exception("Microphone supervisor error")
+
+    def _problem(self) -> str | None:
+        with self._lock:
+            stream = self._stream
+        if stream is None:
+            return "the stream is closed"
+        if not stream.active:
+            return "the stream stopped by itself"
+        silent = time.monotonic() - self._last_callback
+        if silent > STALL_SECONDS:
+            return f"no audio from the device for {silent:.1f} s"
+        return None
+
+    def _reopen(self) -> None:
+        """Open again; if the device is gone from PortAudio's list, rescan the devices first."""
+        sd = _sounddevice()
+        try:
+            self._open()
+            return
+        except DeviceError:
+            if not _rescan_allowed():
+                raise
+        log.info("Rescanning audio devices")
+        _rescan(sd)
+        self._open()
+
+
+def _pick_channels(sd: Any, index: int, info: dict[str, Any], rate: int) -> int:
+    """1 if the device records mono, else as many channels as it has (averaged later)."""
+    try:
+        sd.check_input_settings(device=index, samplerate=rate, channels=1)
+        return 1
+    except Exception:
+        return max(1, int(info["max_input_channels"]))
+
+
+def _input_lag(time_info: Any) -> float | None:
+    """Seconds since the first sample of the callback's buffer was captured, if known."""
+    try:
+        lag = float(time_info.currentTime) - float(time_info.inputBufferAdcTime)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not time_info.inputBufferAdcTime or not 0.0 <= lag <= _MAX_LATENCY_S:
+        return None
+    return lag
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # the PortAudio library is missing
+        raise DeviceError(
+            f"Sound input is not available ({exc}). On Debian/Ubuntu install libportaudio2; "
+            "elsewhere reinstall the sounddevice package."
+        ) from exc
+    return sounddevice
+
+
+def _find_input(sd: Any, name: str | None) -> tuple[int, dict[str, Any]]:
+    """The input device whose name is ``name`` or contains it (case-insensitive)."""
+    devices = [(i, dict(d)) for i, d in enumerate(sd.query_devices())]
+    inputs = [(i, d) for i, d in devices if d["max_input_channels"] > 0]
+    names = ", ".join(repr(d["name"]) for _, d in inputs) or "none"
+    if name is None:
+        default = sd.default.device[0]
+        if default is None or default < 0 or default >= len(devices):
+            if inputs:
+                return inputs[0]
+            raise DeviceError("No microphone was found. Plug one in (available inputs: none).")
+        return default, devices[default]
+    wanted = name.casefold()
+    for matches in (
+        [(i, d) for i, d in inputs if d["name"].casefold() == wanted],
+        [(i, d) for i, d in inputs if wanted in d["name"].casefold()],
+    ):
+        if matches:
+            if len(matches) > 1:
+                log.info("Several microphones match %r; using %r", name, matches[0][1]["name"])
+            return matches[0]
+    raise DeviceError(f"No microphone named {name!r}. Available inputs: {names}.")
+
+
+# PortAudio lists devices once; a device that comes back (USB replugged, sound server restarted)
+# is only seen after re-initialising PortAudio, which closes every PortAudio stream in the
+# process. So that is done only while no microphone stream is open.
+_open_streams = 0
+_open_streams_lock = threading.Lock()
+
+
+def _count_stream(change: int) -> None:
+    global _open_streams
+    with _open_streams_lock:
+        _open_streams += change
+
+
+def _rescan_allowed() -> bool:
+    with _open_streams_lock:
+        return _open_streams == 0
+
+
+def _rescan(sd: Any) -> None:
+    with _open_streams_lock:
+        if _open_streams == 0:
+            sd._terminate()
+            sd._initialize()
+
+
+class FileAudioSource(_Source):
+    """A sound file played as if it came from a microphone, paced by the monotonic clock.
+
+    A chunk is released when its last sample has "played"; its ``pts_ns`` is when its first
+    sample started. With ``loop`` the file repeats; otherwise the last chunk is padded with
+    silence and the source stops by itself (``status`` becomes "stopped").
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        rate: int = 16000,
+        chunk_ms: int = 10,
+        on_chunk: OnChunk | None = None,
+        loop: bool = False,
+    ) -> None:
+        from avatar_app.audio_file import load_audio
+
+        super().__init__(rate, chunk_ms, on_chunk)
+        self.path = Path(path)
+        self.loop = loop
+        self._samples = load_audio(self.path).mono(rate)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._finished = threading.Event()
+
+    def start(self) -> None:
+        """Start playing from the beginning; a second call does nothing."""
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._finished.clear()
+        self._status = "running"
+        self._thread = threading.Thread(target=self._play, name="file-audio", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop playing; safe to call any number of times."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+        self._status = "stopped"
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Wait until a file played without ``loop`` has ended; False on timeout."""
+        return self._finished.wait(timeout)
+
+    def __enter__(self) -> FileAudioSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _play(self) -> None:
+        size = self.chunk_samples
+        samples = self._samples
+        chunk_ns = size * 1_000_000_000 // self.rate
+        start_ns = time.monotonic_ns()
+        position = 0
+        index = 0
+        try:
+            while True:
+                if self.loop:
+                    chunk = samples[(position + np.arange(size)) % len(samples)]
+                    position = (position + size) % len(samples)
+                else:
+                    chunk = samples[position : position + size]
+                    if len(chunk) < size:
+                        chunk = np.concatenate([chunk, np.zeros(size - len(chunk), np.float32)])
+                    position += size
+                pts = start_ns + index * size * 1_000_000_000 // self.rate
+                release = pts + chunk_ns
+                wait = (release - time.monotonic_ns()) / 1e9
+                if wait > 0 and self._stopping.wait(wait):
+                    return
+                if self._stopping.is_set():
+                    return
+                self._deliver(AudioChunk(np.array(chunk, np.float32), self.rate, pts))
+                index += 1
+                if not self.loop and position >= len(samples):
+                    self._status = "stopped"
+                    self._finished.set()
+                    return
+        except Exception:
+            log.exception("Playing %s failed", self.path)
+            self._status = "stopped"
+            self._finished.set()
