@@ -111,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--fps", type=_positive_int, default=30, help="frames per second")
     live.add_argument(
         "--ptt",
-        choices=("vad", "always"),
+        choices=("vad", "always", "key"),
         default="vad",
-        help="mouth moves on detected voice (vad, default) or on any sound (always)",
+        help="mouth moves on detected voice (vad, default), on any sound (always), or while "
+        "Space is held in the preview window (key)",
     )
     live.add_argument("--vad", choices=("0", "1", "2", "3"), default="2", help="VAD strictness")
     live.add_argument("--record", type=Path, help="also record what the camera shows to this MP4")

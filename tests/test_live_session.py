@@ -301,3 +301,30 @@ def _ticks(seconds: float, every: float = 0.02) -> Iterator[None]:
     while time.monotonic() < end:
         time.sleep(every)
         yield None
+
+
+def test_recording_stops_and_restarts_while_live_and_a_full_disk_only_ends_the_recording(
+    speech_wav: Path, tmp_path: Path
+) -> None:
+    sink = CollectingSink()
+    session = _session(speech_wav, [sink])
+    session.start()
+    try:
+        session.start_recording(tmp_path / "first.mp4")
+        time.sleep(1.0)
+        session.stop_recording()
+        session.start_recording(Path("/dev/full"))  # every write fails with ENOSPC
+        deadline = time.monotonic() + 20
+        while session.snapshot()["recording_error"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        frames_then = len(sink.frames)
+        time.sleep(0.5)
+        error = session.snapshot()["recording_error"]
+    finally:
+        session.stop()
+    assert error is not None and "disk is full" in error
+    assert len(sink.frames) > frames_then  # the camera went on
+    assert {s["codec_type"] for s in _probe(tmp_path / "first.mp4")["streams"]} == {
+        "video",
+        "audio",
+    }

@@ -29,7 +29,8 @@ BENCH_TARGETS = {
 }
 
 
-def run_live_session(args: argparse.Namespace) -> int:
+def build_session(args: argparse.Namespace) -> LiveSession:
+    """A started session (with its camera and recording) from ``live``'s options."""
     if args.webcam != "off":
         raise DeviceError(
             "Webcam driving is not available yet; run with --webcam off (the default)."
@@ -44,19 +45,12 @@ def run_live_session(args: argparse.Namespace) -> int:
     )
     audio = _audio_source(args.mic, args.audio_file)
     sinks: list[FrameSink] = []
-    if args.vcam != "off":
-        from avatar_app.live.virtual_camera import VirtualCameraSink
-
-        width, height = settings.size
-        device = None if args.vcam == "auto" else args.vcam
-        camera = VirtualCameraSink(
-            width, height, settings.fps, device=device, test_pattern=args.test_pattern
-        )
-        camera.start()
-        sinks.append(camera)
     session: LiveSession | None = None
     try:
+        if args.vcam != "off":
+            sinks.append(_virtual_camera(args, settings))
         session = LiveSession(settings, audio, sinks)
+        session.set_push_to_talk(args.ptt != "key")  # "key": shut until the key is held
         session.start()
         if args.record:
             session.start_recording(args.record)
@@ -67,6 +61,29 @@ def run_live_session(args: argparse.Namespace) -> int:
         for sink in sinks:
             sink.stop()
         raise
+    return session
+
+
+def _virtual_camera(args: argparse.Namespace, settings: LiveSettings) -> FrameSink:
+    from avatar_app.live.virtual_camera import VirtualCameraSink
+
+    width, height = settings.size
+    device = None if args.vcam == "auto" else args.vcam
+    camera = VirtualCameraSink(
+        width, height, settings.fps, device=device, test_pattern=args.test_pattern
+    )
+    camera.start()
+    return camera
+
+
+def run_live_session(args: argparse.Namespace) -> int:
+    """Headless: run until Ctrl-C, SIGTERM or ``--seconds``, with a status line every 5 s."""
+    if args.ptt == "key":
+        raise DeviceError(
+            "Push-to-talk on a held key needs the window: run `avatar-app-preview --ptt key`, "
+            "or use --ptt vad here."
+        )
+    session = build_session(args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("Live. Press Ctrl-C to stop.", file=sys.stderr)
