@@ -133,8 +133,10 @@ def open_preview(argv: Sequence[str]) -> tuple[LivePreview, LiveSession]:
     args = build_parser().parse_args(["live", *argv])
     slot = FrameSlot()
     session = build_session(args)
+    window = LivePreview(session, slot, key_to_talk=args.ptt == "key")
+    # Only now, with the window listening, may frames arrive: an early signal would be lost.
     session.sinks.append(slot)
-    return LivePreview(session, slot, key_to_talk=args.ptt == "key"), session
+    return window, session
 
 
 def main(argv: Sequence[str] | None = None) -> int:
