@@ -93,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("-o", "--output", type=Path, required=True, help="the MP4 to write")
     render_cmd.set_defaults(run=run_render)
 
+    drive = commands.add_parser(
+        "drive", parents=[common], help="make the portrait follow the face in a video"
+    )
+    drive.add_argument("--video", type=Path, required=True, help="a video of a face to follow")
+    drive.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
+    drive.add_argument("--size", default="512", help="output size: N (NxN) or WxH")
+    drive.add_argument("--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox")
+    drive.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
+    drive.add_argument(
+        "--neutral-frame",
+        type=int,
+        help="frame showing the resting face (default: the first with a face)",
+    )
+    drive.add_argument("-o", "--output", type=Path, required=True, help="the MP4 to write")
+    drive.set_defaults(run=run_drive)
+
     live = commands.add_parser(
         "live", parents=[common], help="run the talking portrait as a camera until Ctrl-C"
     )
@@ -100,7 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     heard.add_argument("--mic", metavar="NAME", help="microphone by name (default: the system's)")
     heard.add_argument("--audio-file", type=Path, help="play this sound file in a loop instead")
     live.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
-    live.add_argument("--webcam", default="off", help="webcam driving: only 'off' for now")
+    live.add_argument(
+        "--webcam", default="off", help="webcam to follow: a name, a /dev/videoN, auto, or off"
+    )
+    live.add_argument("--video-file", type=Path, help="follow the face in this video instead")
+    live.add_argument(
+        "--mode",
+        choices=("hybrid", "webcam", "audio"),
+        default="hybrid",
+        help="with a webcam: speech moves the mouth and the webcam the rest (hybrid), the webcam "
+        "moves everything (webcam), or the webcam is ignored (audio)",
+    )
     live.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     live.add_argument(
         "--vcam", default="auto", help="virtual camera: auto, off, or a device such as /dev/video9"
@@ -142,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live_bench.add_argument("--seconds", type=float, default=60.0, help="how long to run")
     live_bench.set_defaults(run=run_bench_live)
+    track = what.add_parser("track", parents=[common], help="webcam tracking cost and latency")
+    track.add_argument("--seconds", type=float, default=20.0, help="how long to run live")
+    track.set_defaults(run=run_bench_track)
     speech = what.add_parser("speech", parents=[common], help="lip-sync model cost and lookahead")
     speech.add_argument("--seconds", type=float, default=30.0, help="seconds of speech to run")
     speech.set_defaults(run=run_bench_speech)
@@ -243,6 +272,30 @@ def run_bench_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_drive(args: argparse.Namespace) -> int:
+    from avatar_app.drive_render import DriveSettings, render_driven
+    from avatar_app.framing import parse_size
+
+    settings = DriveSettings(
+        size=parse_size(args.size),
+        fit=args.fit,
+        engine=args.engine,
+        neutral_frame=args.neutral_frame,
+    )
+    progress: Progress | None = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal progress
+        progress = progress or Progress(total, "Rendering")
+        progress.update(done)
+
+    frames = render_driven(args.video, args.output, args.portrait, settings, report)
+    if progress is not None:
+        progress.finish()
+    print(f"Wrote {args.output} ({frames} frames)", file=sys.stderr)
+    return 0
+
+
 def run_live(args: argparse.Namespace) -> int:
     from avatar_app.live.runner import run_live_session
 
@@ -268,6 +321,13 @@ def run_bench_live(args: argparse.Namespace) -> int:
     from avatar_app.live.runner import bench_live
 
     print(json.dumps(bench_live(args.seconds), indent=2))
+    return 0
+
+
+def run_bench_track(args: argparse.Namespace) -> int:
+    from avatar_app.bench_track import bench_track
+
+    print(json.dumps(bench_track(args.seconds), indent=2))
     return 0
 
 

@@ -240,8 +240,8 @@ def test_live_command_runs_headless_and_reports_status(speech_wav: Path) -> None
 
 
 def test_live_command_explains_what_it_cannot_do(speech_wav: Path) -> None:
-    webcam = _cli("live", "--audio-file", str(speech_wav), "--webcam", "Logitech")
-    assert webcam.returncode == 2 and "--webcam off" in webcam.stderr
+    webcam = _cli("live", "--audio-file", str(speech_wav), "--vcam", "off", "--webcam", "Logitech")
+    assert webcam.returncode == 2 and "No camera named 'Logitech'" in webcam.stderr
     missing = _cli("live", "--audio-file", "/no/such.wav", "--vcam", "off", "--seconds", "1")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 

@@ -1,7 +1,8 @@
 """``avatar-app-preview``: the live session in a window, with push-to-talk on a held key.
 
 Takes the same options as ``avatar-app live``. With ``--ptt key`` the mouth moves only while
-Space is held (the window must have focus; global hotkeys come with the full GUI). The render
+Space is held (the window must have focus; global hotkeys come with the full GUI); N makes
+the user's current webcam face their neutral one; Esc closes. The render
 thread hands frames to a ``FrameSlot`` that keeps only the newest and wakes the GUI thread
 through a queued signal, so a slow window never holds the camera back.
 """
@@ -100,6 +101,8 @@ class LivePreview(QWidget):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if self.key_to_talk and event.key() == PUSH_TO_TALK_KEY and not event.isAutoRepeat():
             self._set_talking(True)
+        elif event.key() == Qt.Key.Key_N:
+            self.session.set_neutral()  # "this is my resting face"
         elif event.key() == Qt.Key.Key_Escape:
             self.close()
         else:

@@ -16,6 +16,7 @@ import numpy as np
 
 from avatar_app.framing import parse_size
 from avatar_app.live.session import FrameSink, LiveSession, LiveSettings
+from avatar_app.live.webcam_motion import WebcamMotion
 from engines.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ BENCH_TARGETS = {
 
 def build_session(args: argparse.Namespace) -> LiveSession:
     """A started session (with its camera and recording) from ``live``'s options."""
-    if args.webcam != "off":
-        raise DeviceError(
-            "Webcam driving is not available yet; run with --webcam off (the default)."
-        )
     settings = LiveSettings(
         portrait=args.portrait,
         size=parse_size(args.size),
@@ -42,14 +39,16 @@ def build_session(args: argparse.Namespace) -> LiveSession:
         fps=args.fps,
         engine=args.engine,
         vad_aggressiveness=None if args.ptt == "always" else int(args.vad),
+        policy=args.mode,
     )
     audio = _audio_source(args.mic, args.audio_file)
+    webcam = _webcam(args.webcam, args.video_file)
     sinks: list[FrameSink] = []
     session: LiveSession | None = None
     try:
         if args.vcam != "off":
             sinks.append(_virtual_camera(args, settings))
-        session = LiveSession(settings, audio, sinks)
+        session = LiveSession(settings, audio, sinks, webcam)
         session.set_push_to_talk(args.ptt != "key")  # "key": shut until the key is held
         session.start()
         if args.record:
@@ -58,10 +57,24 @@ def build_session(args: argparse.Namespace) -> LiveSession:
         if session is not None:
             session.stop()
         audio.stop()
+        if webcam is not None:
+            webcam.stop()
         for sink in sinks:
             sink.stop()
         raise
     return session
+
+
+def _webcam(name: str, video_file: Path | None) -> WebcamMotion | None:
+    """The webcam (or a video file standing in for it) and its tracking, or None when off."""
+    from avatar_app.live.camera_source import CameraSource, VideoFileSource
+
+    if video_file is not None:
+        return WebcamMotion(VideoFileSource(video_file, loop=True))
+    if name == "off":
+        return None
+    device: str | int | None = None if name == "auto" else name
+    return WebcamMotion(CameraSource(device))
 
 
 def _virtual_camera(args: argparse.Namespace, settings: LiveSettings) -> FrameSink:

@@ -28,9 +28,11 @@ import numpy as np
 from avatar_app.framing import frame_face
 from avatar_app.live.pacer import Pacer
 from avatar_app.live.recorder import RecorderSink
+from avatar_app.live.webcam_motion import WebcamMotion
 from avatar_app.portrait_file import bundled_portrait_path, load_portrait
 from engines.controls import NEUTRAL, FaceControls
 from engines.face.landmarker import detect_face
+from engines.motion.mixer import FacePresence, mix
 from engines.motion.talking import TalkingMotion
 from engines.renderer import create_renderer
 from engines.speech.features import RATE
@@ -63,6 +65,7 @@ class LiveSettings:
     lookahead: float = DEFAULT_LOOKAHEAD
     vad_aggressiveness: int | None = 2
     seed: int = 0
+    policy: Literal["audio", "webcam", "hybrid"] = "hybrid"  # used when there is a webcam
 
 
 @dataclass
@@ -75,17 +78,24 @@ class LiveStats:
     render_errors: int = 0
     source_errors: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    webcam_latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
 
 class LiveSession:
     """``start()``, then ``stop()``; ``set_push_to_talk`` and recording work while it runs."""
 
     def __init__(
-        self, settings: LiveSettings, audio: AudioSource, sinks: list[FrameSink] | None = None
+        self,
+        settings: LiveSettings,
+        audio: AudioSource,
+        sinks: list[FrameSink] | None = None,
+        webcam: WebcamMotion | None = None,
     ) -> None:
         self.settings = settings
         self.audio = audio
         self.sinks = list(sinks or [])
+        self.webcam = webcam
+        self.presence = FacePresence()
         photo = load_portrait(settings.portrait or bundled_portrait_path())
         frame, landmarks = frame_face(photo, detect_face(photo), settings.size, settings.fit)
         self.renderer = create_renderer(settings.engine)
@@ -101,6 +111,7 @@ class LiveSession:
         self.stats = LiveStats()
         self.recorder: RecorderSink | None = None
         self._latest: tuple[FaceControls, int | None] = (NEUTRAL, None)
+        self.shown_controls = NEUTRAL  # what the newest frame shows
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._origin_ns: int | None = None
@@ -111,6 +122,8 @@ class LiveSession:
 
     def start(self) -> None:
         self.audio.start()
+        if self.webcam is not None:
+            self.webcam.start()
         for target, name in ((self._motion_loop, "motion"), (self._render_loop, "render")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -123,6 +136,8 @@ class LiveSession:
             thread.join()
         self._threads.clear()
         self.audio.stop()
+        if self.webcam is not None:
+            self.webcam.stop()
         self.stop_recording()
         for sink in self.sinks:
             sink.stop()
@@ -131,6 +146,11 @@ class LiveSession:
     def latest_controls(self) -> FaceControls:
         """The controls the next frame will show."""
         return self._latest[0]
+
+    def set_neutral(self) -> None:
+        """The user's next webcam face is their resting face."""
+        if self.webcam is not None:
+            self.webcam.set_neutral()
 
     def set_push_to_talk(self, is_open: bool) -> None:
         self.speech.set_push_to_talk(is_open)
@@ -192,6 +212,10 @@ class LiveSession:
         previous = self.idle_frame
         while (due := self.pacer.wait(self._stop)) is not None:
             controls, heard_ns = self._latest
+            seen_ns = None
+            if self.webcam is not None:
+                controls, seen_ns = self._with_webcam(self.webcam, controls)
+            self.shown_controls = controls
             try:
                 rgb = self.renderer.render(self.prepared, controls)
             except Exception:  # one bad frame must not end a call
@@ -206,8 +230,21 @@ class LiveSession:
             if recorder is not None:
                 recorder.submit(rgb, due)
             self.stats.frames += 1
+            handed_ns = time.monotonic_ns()
             if heard_ns is not None:
-                self.stats.latencies_ms.append((time.monotonic_ns() - heard_ns) / 1e6)
+                self.stats.latencies_ms.append((handed_ns - heard_ns) / 1e6)
+            if seen_ns is not None:
+                self.stats.webcam_latencies_ms.append((handed_ns - seen_ns) / 1e6)
+
+    def _with_webcam(
+        self, webcam: WebcamMotion, talking: FaceControls
+    ) -> tuple[FaceControls, int | None]:
+        """Mix the webcam's face in by the policy; eases to idle while the face is lost."""
+        now_ns = time.monotonic_ns()
+        face, seen_ns = webcam.latest(now_ns)
+        weight = self.presence.update(now_ns / 1e9, face is not None)
+        controls = mix(self.settings.policy, talking, talking, face, weight)
+        return controls, seen_ns if face is not None else None
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -228,6 +265,7 @@ class LiveSession:
             "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
             "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
             "latency_ms_max": round(float(latencies.max()), 1),
+            **_webcam_latency(stats),
             "cpu_percent_of_all_cores": round(
                 100.0 * (time.process_time() - stats.cpu_started) / elapsed / (os.cpu_count() or 1),
                 1,
@@ -235,6 +273,17 @@ class LiveSession:
             "rss_mb": round(_rss_mb(), 1),
             "recording_error": self.recorder.error if self.recorder else None,
         }
+
+
+def _webcam_latency(stats: LiveStats) -> dict[str, float]:
+    """Webcam capture -> frame handed to the sinks, when there is a webcam."""
+    if not stats.webcam_latencies_ms:
+        return {}
+    values = np.array(stats.webcam_latencies_ms)
+    return {
+        "webcam_latency_ms_p50": round(float(np.percentile(values, 50)), 1),
+        "webcam_latency_ms_p95": round(float(np.percentile(values, 95)), 1),
+    }
 
 
 def _rss_mb() -> float:

@@ -1,0 +1,135 @@
+"""``avatar-app drive``: the portrait follows the face in a video (head, eyes, brows, mouth).
+
+Each frame of the driving clip is tracked with mediapipe in video mode; the first frame with a
+face is the neutral pose unless another is named. Where the face is lost the portrait eases
+to idle life within 300 ms and back when it is found. The clip's sound, if any, is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import numpy as np
+
+from avatar_app.audio_file import AudioFileError, load_audio
+from avatar_app.framing import frame_face
+from avatar_app.portrait_file import bundled_portrait_path, load_portrait
+from avatar_app.video_writer import VideoWriter
+from engines.controls import NEUTRAL
+from engines.errors import DeviceError
+from engines.face.landmarker import detect_face
+from engines.face.tracker import FaceTracker, Neutral, controls_from_face
+from engines.motion.idle import IdleMotion
+from engines.motion.mixer import FacePresence, mix
+from engines.motion.smoothing import ControlsSmoother
+from engines.renderer import create_renderer
+
+log = logging.getLogger(__name__)
+
+SETTLE = 3  # tracked frames before the neutral face is taken
+
+
+@dataclass(frozen=True)
+class DriveSettings:
+    size: tuple[int, int] = (512, 512)
+    fit: Literal["fill", "fit"] = "fill"
+    engine: str = "auto"
+    neutral_frame: int | None = None  # None: the first frame with a face
+    seed: int = 0
+
+
+def _frames(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
+    """RGB frames of the clip, its frame rate and (an estimate of) its frame count."""
+    try:
+        container: Any = av.open(str(path))
+    except (OSError, av.FFmpegError) as exc:
+        raise DeviceError(f"Cannot open the video {path} ({exc}). Check the path.") from exc
+    if not container.streams.video:
+        container.close()
+        raise DeviceError(f"{path} has no video track. Pick a video of a face.")
+    stream = container.streams.video[0]
+    fps = float(stream.average_rate or stream.guessed_rate or 25)
+    total = stream.frames or int(
+        float(stream.duration * stream.time_base) * fps if stream.duration else 0
+    )
+
+    def frames() -> Iterator[np.ndarray]:
+        with container:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+
+    return frames(), fps, total
+
+
+def render_driven(
+    video: Path,
+    output: Path,
+    portrait: Path | None = None,
+    settings: DriveSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Render the portrait following ``video``'s face; returns the number of frames."""
+    settings = settings or DriveSettings()
+    photo = load_portrait(portrait or bundled_portrait_path())
+    framed, landmarks = frame_face(photo, detect_face(photo), settings.size, settings.fit)
+    renderer = create_renderer(settings.engine)
+    prepared = renderer.prepare(framed, landmarks)
+    frames, fps, total = _frames(video)
+    rate = max(1, round(fps))
+    sound = _sound_of(video)
+    idle = IdleMotion(seed=settings.seed)
+    smoother = ControlsSmoother()
+    presence = FacePresence()
+    neutral: Neutral | None = None
+    faces_seen = 0
+    width, height = settings.size
+    written = 0
+    with (
+        FaceTracker() as tracker,
+        VideoWriter(
+            output,
+            width,
+            height,
+            rate,
+            audio_rate=sound.rate if sound else None,
+            audio_channels=sound.channels if sound else 1,
+        ) as writer,
+    ):
+        if sound is not None:
+            writer.write_audio(sound.samples)
+        for index, rgb in enumerate(frames):
+            t = index / fps
+            face = tracker.track(rgb, round(t * 1000))
+            faces_seen += face is not None
+            # mediapipe settles over its first few frames: take the neutral face after them.
+            first = settings.neutral_frame if settings.neutral_frame is not None else 0
+            if face is not None and neutral is None and index >= first and faces_seen > SETTLE:
+                neutral = Neutral.from_face(face)
+            webcam = None
+            if face is not None and neutral is not None:
+                # A recorded clip is copied as it is seen, not mirrored like a selfie view.
+                webcam = smoother.filter(t, controls_from_face(face, neutral, mirror=False))
+            elif face is None:
+                smoother.reset()
+            weight = presence.update(t, webcam is not None)
+            controls = mix("webcam", idle.controls_at(t), NEUTRAL, webcam, weight)
+            writer.write(renderer.render(prepared, controls))
+            written += 1
+            if progress:
+                progress(written, max(total, written))
+    if neutral is None:
+        log.warning("No face was found in %s: the portrait only idles", video)
+    return written
+
+
+def _sound_of(video: Path) -> Any:
+    """The clip's sound for the output (at most stereo), or None when it has none."""
+    try:
+        return load_audio(video).for_output(2)
+    except AudioFileError:
+        return None
