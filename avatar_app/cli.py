@@ -243,17 +243,10 @@ def run_render(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     audio = spoken_text(args.say, args.voice) if args.say else load_audio(args.audio)
-    progress: Progress | None = None
-
-    def report(done: int, total: int) -> None:
-        nonlocal progress
-        progress = progress or Progress(total, "Rendering")
-        progress.update(done)
-
+    progress = LazyProgress("Rendering")
     started = time.perf_counter()
-    frames = render_talking(audio, args.output, args.portrait, settings, report)
-    if progress is not None:
-        progress.finish()
+    frames = render_talking(audio, args.output, args.portrait, settings, progress)
+    progress.finish()
     seconds = time.perf_counter() - started
     print(
         f"Wrote {args.output} ({frames} frames, {audio.seconds:.1f} s of sound) in {seconds:.1f} s",
@@ -282,16 +275,9 @@ def run_drive(args: argparse.Namespace) -> int:
         engine=args.engine,
         neutral_frame=args.neutral_frame,
     )
-    progress: Progress | None = None
-
-    def report(done: int, total: int) -> None:
-        nonlocal progress
-        progress = progress or Progress(total, "Rendering")
-        progress.update(done)
-
-    frames = render_driven(args.video, args.output, args.portrait, settings, report)
-    if progress is not None:
-        progress.finish()
+    progress = LazyProgress("Rendering")
+    frames = render_driven(args.video, args.output, args.portrait, settings, progress)
+    progress.finish()
     print(f"Wrote {args.output} ({frames} frames)", file=sys.stderr)
     return 0
 
@@ -341,17 +327,9 @@ def run_bench_speech(args: argparse.Namespace) -> int:
 def run_models_fetch(args: argparse.Namespace) -> int:
     from avatar_app.model_fetch import fetch_face_landmarker
 
-    progress: Progress | None = None
-
-    def report(done: int, total: int | None) -> None:
-        nonlocal progress
-        if total:
-            progress = progress or Progress(total, "Downloading")
-            progress.update(done)
-
-    path = fetch_face_landmarker(progress=report)
-    if progress is not None:
-        progress.finish()
+    progress = LazyProgress("Downloading")
+    path = fetch_face_landmarker(progress=progress)
+    progress.finish()
     print(f"Saved {path}", file=sys.stderr)
     return 0
 
@@ -386,6 +364,23 @@ class Progress:
         if self.interactive:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class LazyProgress:
+    """A ``(done, total)`` callback whose bar appears once the total is known."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if total:
+            self.bar = self.bar or Progress(total, self.label)
+            self.bar.update(done)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.finish()
 
 
 def _ms_since(started: float) -> float:
