@@ -58,12 +58,32 @@ def _frames(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
         float(stream.duration * stream.time_base) * fps if stream.duration else 0
     )
 
+    decoded = container.decode(stream)
+    # Read the first frame now, so a broken file fails before any output is written.
+    first = _next_frame(path, container, decoded)
+    if first is None:
+        raise DeviceError(f"{path} has no readable video frames. Pick a video of a face.")
+
     def frames() -> Iterator[np.ndarray]:
         with container:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+            frame: np.ndarray | None = first
+            while frame is not None:
+                yield frame
+                frame = _next_frame(path, container, decoded)
 
     return frames(), fps, total
+
+
+def _next_frame(path: Path, container: Any, decoded: Iterator[Any]) -> np.ndarray | None:
+    try:
+        frame = next(decoded, None)
+    except av.FFmpegError as exc:
+        container.close()
+        raise DeviceError(
+            f"Cannot read the video {path} ({exc}): it is damaged or not a video. "
+            "Pick another file, or convert it to MP4."
+        ) from exc
+    return None if frame is None else frame.to_ndarray(format="rgb24")
 
 
 def render_driven(

@@ -98,3 +98,22 @@ def test_a_live_session_follows_a_video_file_as_its_webcam(
     stats = session.snapshot()
     assert max(yaws) > 8.0 and min(yaws) < -8.0  # it turns both ways with the clip
     assert stats["webcam_latency_ms_p95"] > 0
+
+
+def test_drive_command_explains_a_bad_video(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    picture = tmp_path / "face.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    for video, message in (
+        (tmp_path / "missing.mp4", "Cannot open the video"),
+        (picture, "not a video"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "avatar_app.cli", "drive", "--video", str(video),
+             "-o", str(tmp_path / "out.mp4")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error:") and message in done.stderr
