@@ -406,6 +406,9 @@ def _try_open(
     is_device = isinstance(target, int) or str(target).startswith("/dev/")
     if isinstance(target, str) and not os.path.exists(target):
         return None, None  # spare OpenCV's warnings on stderr
+    linux = platform.system() == "Linux"
+    if isinstance(target, int) and linux and not os.path.exists(f"/dev/video{target}"):
+        return None, None
     capture: Any = None
     try:
         api = cv2.CAP_V4L2 if is_device and platform.system() == "Linux" else cv2.CAP_ANY

@@ -101,12 +101,15 @@ def run_live_session(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("Live. Press Ctrl-C to stop.", file=sys.stderr)
     started = time.monotonic()
-    interval = STATUS_EVERY if args.seconds is None else min(STATUS_EVERY, args.seconds)
+    deadline = None if args.seconds is None else started + args.seconds
     try:
-        while not stop.wait(interval):
-            print(_status_line(session.snapshot()), file=sys.stderr)
-            if args.seconds is not None and time.monotonic() - started >= args.seconds:
+        while True:
+            left = STATUS_EVERY if deadline is None else deadline - time.monotonic()
+            if stop.wait(max(0.0, min(STATUS_EVERY, left))):
                 break
+            if deadline is not None and left <= STATUS_EVERY:
+                break
+            print(_status_line(session.snapshot()), file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
@@ -132,6 +135,11 @@ def _status_line(stats: dict[str, Any]) -> str:
         f"{stats['latency_ms_p95']:.0f} ms (p50/p95)  CPU {stats['cpu_percent_of_all_cores']}%  "
         f"RSS {stats['rss_mb']:.0f} MB"
     )
+    if "webcam_latency_ms_p95" in stats:
+        line += (
+            f"  webcam->frame {stats['webcam_latency_ms_p50']:.0f}/"
+            f"{stats['webcam_latency_ms_p95']:.0f} ms"
+        )
     if stats["render_errors"]:
         line += f"  render errors {stats['render_errors']}"
     if stats["recording_error"]:
