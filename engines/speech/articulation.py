@@ -59,9 +59,6 @@ class Mouth:
         )
 
 
-CLOSED = Mouth(0.0, 0.0, 0.0, 0.0)
-
-
 class Articulator:
     """Stateful: call ``step`` once per feature frame, in order."""
 
