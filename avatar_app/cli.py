@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("--fps", type=_positive_int, default=25, help="frames per second")
     render_cmd.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     render_cmd.add_argument(
-        "--lookahead", type=float, default=60.0, help="ms of sound heard before a frame (>= 43)"
+        "--lookahead",
+        type=float,
+        default=60.0,
+        help="ms of sound heard before a frame is shown: at least 52.5, used in 10 ms steps "
+        "(default 60, i.e. 52.5)",
     )
     render_cmd.add_argument(
         "--vad",
