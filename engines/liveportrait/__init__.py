@@ -1,0 +1,1 @@
+"""LivePortrait-compatible keypoint math and an ONNX-friendly 3-D sampler (neural engine)."""
