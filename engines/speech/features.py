@@ -89,7 +89,7 @@ class FeatureStream:
             return np.zeros((0, BANDS), np.float32), np.zeros((0, BANDS))
         starts = np.arange(count) * HOP
         frames = audio[starts[:, None] + np.arange(WINDOW)[None, :]]
-        raw = np.vstack([log_mel(frame[None, :]) for frame in frames])
+        raw = log_mel(frames)
         mean, self._state = lfilter([_EMA], [1.0, _EMA - 1.0], raw, axis=0, zi=self._state)
         # The mean of the frames before this one, so a frame is not compared with itself.
         previous = np.vstack([self._previous_mean(), mean[:-1]])
@@ -105,5 +105,5 @@ class FeatureStream:
 
 
 def features_of(audio16k: np.ndarray, initial_mean: np.ndarray) -> np.ndarray:
-    """Normalised features of a whole signal (the same as streaming it)."""
+    """Normalised features of a whole signal (the same as streaming it; training uses this)."""
     return FeatureStream(initial_mean).push(audio16k)[0]

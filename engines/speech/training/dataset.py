@@ -37,22 +37,10 @@ def frame_targets(utterance: Utterance, frames: int) -> tuple[np.ndarray, np.nda
     return visemes, jaw.astype(np.float32)
 
 
-def batch_features(audio: np.ndarray, initial_mean: np.ndarray) -> np.ndarray:
-    """The streaming features, computed in one vectorised pass (training only)."""
-    count = max(0, (audio.size - features.WINDOW) // features.HOP + 1)
-    index = np.arange(count)[:, None] * features.HOP + np.arange(features.WINDOW)[None, :]
-    raw = features.log_mel(audio.astype(np.float64)[index])
-    ema = features._EMA
-    zi = np.outer(np.ones(1) * (1 - ema), initial_mean)  # state of a mean already at initial
-    mean, _ = lfilter([ema], [1.0, ema - 1.0], raw, axis=0, zi=zi)
-    previous = np.vstack([initial_mean[None, :], mean[:-1]])
-    return (raw - previous).astype(np.float32)
-
-
 def example(
     utterance: Utterance, initial_mean: np.ndarray, audio: np.ndarray | None = None
 ) -> Example:
-    feats = batch_features(utterance.audio if audio is None else audio, initial_mean)
+    feats = features.features_of(utterance.audio if audio is None else audio, initial_mean)
     visemes, jaw = frame_targets(utterance, len(feats))
     return Example(feats, visemes, jaw, utterance.source)
 
