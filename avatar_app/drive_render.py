@@ -23,15 +23,13 @@ from avatar_app.video_writer import VideoWriter
 from engines.controls import NEUTRAL
 from engines.errors import DeviceError
 from engines.face.landmarker import detect_face
-from engines.face.tracker import FaceTracker, Neutral, controls_from_face
+from engines.face.tracker import FaceTracker
+from engines.motion.follow import FaceFollower
 from engines.motion.idle import IdleMotion
 from engines.motion.mixer import FacePresence, mix
-from engines.motion.smoothing import ControlsSmoother
 from engines.renderer import create_renderer
 
 log = logging.getLogger(__name__)
-
-SETTLE = 3  # tracked frames before the neutral face is taken
 
 
 @dataclass(frozen=True)
@@ -103,10 +101,10 @@ def render_driven(
     rate = max(1, round(fps))
     sound = _sound_of(video)
     idle = IdleMotion(seed=settings.seed)
-    smoother = ControlsSmoother()
+    # A recorded clip is copied as it is seen, not mirrored like a selfie view.
+    follower = FaceFollower(mirror=False)
     presence = FacePresence()
-    neutral: Neutral | None = None
-    faces_seen = 0
+    first = settings.neutral_frame or 0
     width, height = settings.size
     written = 0
     with (
@@ -125,24 +123,14 @@ def render_driven(
         for index, rgb in enumerate(frames):
             t = index / fps
             face = tracker.track(rgb, round(t * 1000))
-            faces_seen += face is not None
-            # mediapipe settles over its first few frames: take the neutral face after them.
-            first = settings.neutral_frame if settings.neutral_frame is not None else 0
-            if face is not None and neutral is None and index >= first and faces_seen > SETTLE:
-                neutral = Neutral.from_face(face)
-            webcam = None
-            if face is not None and neutral is not None:
-                # A recorded clip is copied as it is seen, not mirrored like a selfie view.
-                webcam = smoother.filter(t, controls_from_face(face, neutral, mirror=False))
-            elif face is None:
-                smoother.reset()
+            webcam = follower.update(t, face, may_calibrate=index >= first)
             weight = presence.update(t, webcam is not None)
             controls = mix("webcam", idle.controls_at(t), NEUTRAL, webcam, weight)
             writer.write(renderer.render(prepared, controls))
             written += 1
             if progress:
                 progress(written, max(total, written))
-    if neutral is None:
+    if follower.neutral is None:
         log.warning("No face was found in %s: the portrait only idles", video)
     return written
 

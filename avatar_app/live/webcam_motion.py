@@ -3,7 +3,7 @@
 It only ever takes the newest frame (a slow tracker skips frames instead of falling behind),
 turns the face into smoothed ``FaceControls`` relative to the user's neutral face, and keeps
 the result in a latest-value slot with the frame's capture time. The first face seen is the
-neutral one until ``set_neutral`` asks for the next.
+neutral one (after mediapipe settles) until ``set_neutral`` asks for the next.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import threading
 from typing import Any
 
 from engines.controls import FaceControls
+from engines.motion.follow import FaceFollower
 
 log = logging.getLogger(__name__)
 
 STALE_AFTER_NS = 300_000_000  # a face older than this counts as lost
-SETTLE = 3  # tracked faces before the neutral one is taken (mediapipe settles first)
 
 
 class WebcamMotion:
@@ -26,7 +26,7 @@ class WebcamMotion:
         self.tracked = 0
         self.errors = 0
         self._latest: tuple[FaceControls | None, int] = (None, 0)
-        self._recalibrate = True
+        self._follower = FaceFollower(mirror=True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -45,7 +45,7 @@ class WebcamMotion:
 
     def set_neutral(self) -> None:
         """The next face seen becomes the user's resting face."""
-        self._recalibrate = True
+        self._follower.set_neutral()
 
     def latest(self, now_ns: int) -> tuple[FaceControls | None, int]:
         """The newest face's controls and capture time; None when no recent face."""
@@ -55,14 +55,10 @@ class WebcamMotion:
         return controls, pts_ns
 
     def _run(self) -> None:
-        from engines.face.tracker import FaceTracker, Neutral, controls_from_face
-        from engines.motion.smoothing import ControlsSmoother
+        from engines.face.tracker import FaceTracker
 
-        smoother = ControlsSmoother()
-        neutral: Neutral | None = None
         last_index = -1
         last_ms = -1
-        faces_in_a_row = 0
         first_ns: int | None = None
         with FaceTracker() as tracker:
             while not self._stop.is_set():
@@ -81,15 +77,6 @@ class WebcamMotion:
                         log.exception("Tracking a webcam frame failed")
                     continue
                 self.tracked += 1
-                if face is None:
-                    smoother.reset()
-                    faces_in_a_row = 0
-                    continue
-                faces_in_a_row += 1
-                if (self._recalibrate or neutral is None) and faces_in_a_row > SETTLE:
-                    neutral, self._recalibrate = Neutral.from_face(face), False
-                    log.info("Neutral face set")
-                if neutral is None:
-                    continue
-                controls = smoother.filter(t, controls_from_face(face, neutral))
-                self._latest = (controls, frame.pts_ns)
+                controls = self._follower.update(t, face)
+                if controls is not None:
+                    self._latest = (controls, frame.pts_ns)
