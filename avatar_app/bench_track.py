@@ -14,22 +14,17 @@ from typing import Any
 import numpy as np
 from scipy.io import wavfile
 
-from avatar_app.framing import frame_face
-from avatar_app.portrait_file import bundled_portrait_path, load_portrait
+from avatar_app.portrait_file import ready_portrait
 from avatar_app.video_writer import VideoWriter
 from engines.controls import FaceControls
-from engines.face.landmarker import detect_face
-from engines.renderer import create_renderer
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 TARGETS = {"track_ms_per_frame": 15.0, "webcam_latency_ms_p95": 60.0}
 
 
 def _driving_frames(seconds: float) -> list[np.ndarray]:
-    photo = load_portrait(bundled_portrait_path())
-    frame, face = frame_face(photo, detect_face(photo), (WIDTH, HEIGHT), "fill")
-    renderer = create_renderer("mesh")
-    prepared = renderer.prepare(frame, face)
+    ready = ready_portrait(None, (WIDTH, HEIGHT), "fill", "mesh")
+    renderer, prepared = ready.renderer, ready.prepared
     count = int(seconds * FPS)
     return [
         renderer.render(

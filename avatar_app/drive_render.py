@@ -17,17 +17,14 @@ import av
 import numpy as np
 
 from avatar_app.audio_file import AudioFileError, load_audio
-from avatar_app.framing import frame_face
-from avatar_app.portrait_file import bundled_portrait_path, load_portrait
+from avatar_app.portrait_file import ready_portrait
 from avatar_app.video_writer import VideoWriter
 from engines.controls import NEUTRAL
 from engines.errors import DeviceError
-from engines.face.landmarker import detect_face
 from engines.face.tracker import FaceTracker
 from engines.motion.follow import FaceFollower
 from engines.motion.idle import IdleMotion
 from engines.motion.mixer import FacePresence, mix
-from engines.renderer import create_renderer
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +90,8 @@ def render_driven(
 ) -> int:
     """Render the portrait following ``video``'s face; returns the number of frames."""
     settings = settings or DriveSettings()
-    photo = load_portrait(portrait or bundled_portrait_path())
-    framed, landmarks = frame_face(photo, detect_face(photo), settings.size, settings.fit)
-    renderer = create_renderer(settings.engine)
-    prepared = renderer.prepare(framed, landmarks)
+    ready = ready_portrait(portrait, settings.size, settings.fit, settings.engine)
+    renderer, prepared = ready.renderer, ready.prepared
     frames, fps, total = _frames(video)
     rate = max(1, round(fps))
     sound = _sound_of(video)

@@ -15,12 +15,9 @@ from typing import Literal
 import numpy as np
 
 from avatar_app.audio_file import Audio
-from avatar_app.framing import frame_face
-from avatar_app.portrait_file import bundled_portrait_path, load_portrait
+from avatar_app.portrait_file import ready_portrait
 from avatar_app.video_writer import VideoWriter
-from engines.face.landmarker import detect_face
 from engines.motion.talking import TalkingMotion
-from engines.renderer import create_renderer
 from engines.speech.features import RATE
 from engines.speech.stream import DEFAULT_LOOKAHEAD, SpeechMotion
 
@@ -57,11 +54,8 @@ def render_talking(
 ) -> int:
     """Render the portrait speaking ``audio`` to ``output``; returns the number of frames."""
     settings = settings or TalkSettings()
-    portrait_path = portrait or bundled_portrait_path()
-    rgb = load_portrait(portrait_path)
-    frame, landmarks = frame_face(rgb, detect_face(rgb), settings.size, settings.fit)
-    renderer = create_renderer(settings.engine)
-    prepared = renderer.prepare(frame, landmarks)
+    ready = ready_portrait(portrait, settings.size, settings.fit, settings.engine)
+    renderer, prepared = ready.renderer, ready.prepared
 
     speech = SpeechMotion(
         settings.fps, lookahead=settings.lookahead, vad_aggressiveness=settings.vad_aggressiveness

@@ -25,16 +25,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from avatar_app.framing import frame_face
 from avatar_app.live.pacer import Pacer
 from avatar_app.live.recorder import RecorderSink
 from avatar_app.live.webcam_motion import WebcamMotion
-from avatar_app.portrait_file import bundled_portrait_path, load_portrait
+from avatar_app.portrait_file import ready_portrait
 from engines.controls import NEUTRAL, FaceControls
-from engines.face.landmarker import detect_face
 from engines.motion.mixer import FacePresence, mix
 from engines.motion.talking import TalkingMotion
-from engines.renderer import create_renderer
 from engines.speech.features import RATE
 from engines.speech.stream import DEFAULT_LOOKAHEAD, SpeechMotion
 
@@ -96,11 +93,8 @@ class LiveSession:
         self.sinks = list(sinks or [])
         self.webcam = webcam
         self.presence = FacePresence()
-        photo = load_portrait(settings.portrait or bundled_portrait_path())
-        frame, landmarks = frame_face(photo, detect_face(photo), settings.size, settings.fit)
-        self.renderer = create_renderer(settings.engine)
-        self.prepared = self.renderer.prepare(frame, landmarks)
-        self.idle_frame = frame
+        ready = ready_portrait(settings.portrait, settings.size, settings.fit, settings.engine)
+        self.renderer, self.prepared, self.idle_frame = ready.renderer, ready.prepared, ready.frame
         self.speech = SpeechMotion(
             settings.fps,
             lookahead=settings.lookahead,
