@@ -163,9 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure speed and memory; prints JSON")
     what = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     render = what.add_parser("render", parents=[common], help="renderer prepare and per-frame time")
-    render.add_argument("--frames", type=_positive_int, default=200, help="frames per size")
+    render.add_argument(
+        "--frames", type=_positive_int, help="frames per size (default 200; liveportrait 3)"
+    )
     render.add_argument("--portrait", type=Path, help="photo to use (default: bundled one)")
-    render.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
+    render.add_argument(
+        "--engine", default="auto", help="renderer: mesh, liveportrait or auto (default)"
+    )
     render.set_defaults(run=run_bench_render)
     live_bench = what.add_parser(
         "live", parents=[common], help="the live pipeline, real-time paced"
@@ -182,8 +186,29 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="download model files into the user cache")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="WHAT")
     fetch = model_commands.add_parser("fetch", parents=[common], help="download a model")
-    fetch.add_argument("name", choices=("face-landmarker",), help="which model")
+    fetch.add_argument("name", choices=("face-landmarker", "liveportrait"), help="which model")
+    fetch.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="DIR",
+        help="liveportrait only: verify and copy the files you already have in DIR instead",
+    )
     fetch.set_defaults(run=run_models_fetch)
+
+    engines = commands.add_parser("engines", help="prepare the neural engine's models")
+    engine_commands = engines.add_subparsers(dest="engines_command", required=True, metavar="WHAT")
+    export = engine_commands.add_parser(
+        "export", parents=[common], help="write ONNX models from the downloaded weights"
+    )
+    export.add_argument("name", choices=("liveportrait",), help="which engine")
+    export.add_argument("--out", type=Path, help="folder for the ONNX files (default: cache)")
+    export.set_defaults(run=run_engines_export)
+    build_trt = engine_commands.add_parser(
+        "build-trt", parents=[common], help="build TensorRT engines for this GPU (cached)"
+    )
+    build_trt.add_argument("--fp32", action="store_true", help="full precision (default fp16)")
+    build_trt.set_defaults(run=run_engines_build_trt)
     return parser
 
 
@@ -263,7 +288,13 @@ def run_bench_render(args: argparse.Namespace) -> int:
     from avatar_app.bench import bench_render
     from avatar_app.bench_speech import bench_talk_pipeline
 
-    result = bench_render(engine=args.engine, frames=args.frames, portrait=args.portrait)
+    if args.engine.startswith("liveportrait"):
+        from avatar_app.bench_liveportrait import bench_liveportrait
+
+        result = bench_liveportrait(args.engine, args.frames or 3, args.portrait)
+        print(json.dumps(result, indent=2))
+        return 0
+    result = bench_render(engine=args.engine, frames=args.frames or 200, portrait=args.portrait)
     result["talking_video"] = bench_talk_pipeline()
     print(json.dumps(result, indent=2))
     return 0
@@ -329,6 +360,11 @@ def run_bench_speech(args: argparse.Namespace) -> int:
 
 
 def run_models_fetch(args: argparse.Namespace) -> int:
+    if args.name == "liveportrait":
+        return _fetch_liveportrait(args.from_dir)
+    if args.from_dir is not None:
+        print(f"error: --from works only with liveportrait, not {args.name}", file=sys.stderr)
+        return EXIT_USER_ERROR
     from avatar_app.model_fetch import fetch_face_landmarker
 
     progress = LazyProgress("Downloading")
@@ -336,6 +372,63 @@ def run_models_fetch(args: argparse.Namespace) -> int:
     progress.finish()
     print(f"Saved {path}", file=sys.stderr)
     return 0
+
+
+def _fetch_liveportrait(from_dir: Path | None) -> int:
+    from avatar_app.model_fetch import fetch_liveportrait, import_liveportrait
+    from engines.liveportrait.weights import weights_dir
+
+    if from_dir is not None:
+        print(f"Checking the LivePortrait files in {from_dir} ...", file=sys.stderr)
+        paths = import_liveportrait(from_dir)
+    else:
+        progress = LazyProgress("Downloading LivePortrait")
+        try:
+            paths = fetch_liveportrait(progress=progress)
+        finally:
+            progress.finish()
+    print(f"LivePortrait weights ready in {weights_dir()} ({len(paths)} files)", file=sys.stderr)
+    return 0
+
+
+def run_engines_export(args: argparse.Namespace) -> int:
+    from engines.liveportrait.renderer import onnx_dir
+    from engines.liveportrait.weights import find_weights
+
+    find_weights()  # says what to download before anything slow starts
+
+    try:
+        from engines.liveportrait.export import export_official
+    except ImportError:
+        print(
+            "error: exporting needs PyTorch and onnx: pip install 'avatar-app[neural]'",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    out = args.out or onnx_dir()
+    print(f"Exporting LivePortrait to ONNX in {out} (a minute or two) ...", file=sys.stderr)
+    exported = export_official(out, progress=lambda name: print(f"  {name}", file=sys.stderr))
+    worst = max(item.max_abs_diff for item in exported.values())
+    print(
+        f"Wrote {len(exported)} models; largest ONNX-vs-PyTorch difference {worst:.1e}",
+        file=sys.stderr,
+    )
+    if args.out:
+        print(f"Use them with {_onnx_env_hint(out)}", file=sys.stderr)
+    return 0
+
+
+def _onnx_env_hint(folder: Path) -> str:
+    from engines.liveportrait.renderer import ONNX_ENV_VAR
+
+    return f"{ONNX_ENV_VAR}={folder} avatar-app ... --engine liveportrait"
+
+
+def run_engines_build_trt(args: argparse.Namespace) -> int:
+    from engines.liveportrait.renderer import onnx_dir
+    from engines.liveportrait.tensorrt_backend import run_build_trt
+
+    return run_build_trt(onnx_dir(), fp16=not args.fp32)
 
 
 class Progress:

@@ -64,3 +64,8 @@ def _register_builtin() -> None:
         from engines.mesh.renderer import MeshRenderer
 
         register_renderer("mesh", MeshRenderer)
+    if "liveportrait" not in _FACTORIES:
+        from engines.liveportrait import renderer as liveportrait
+
+        register_renderer("liveportrait", liveportrait.create_onnxruntime)
+        register_renderer("liveportrait-trt", liveportrait.create_tensorrt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,3 +30,15 @@ def landmarker() -> Iterator[FaceLandmarker]:
 
     with FaceLandmarker() as shared:
         yield shared
+
+
+@pytest.fixture(scope="session")
+def tiny_liveportrait_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of LivePortrait ONNX models: the real networks, shrunk, random weights."""
+    pytest.importorskip("torch", reason="exporting the LivePortrait networks needs torch")
+    from engines.liveportrait.export import export_onnx
+    from engines.liveportrait.network_set import random_networks
+
+    folder = tmp_path_factory.mktemp("liveportrait-onnx")
+    export_onnx(random_networks(seed=1, tiny=True), folder, source="random tiny (tests)")
+    return folder

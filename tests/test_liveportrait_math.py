@@ -101,84 +101,64 @@ def test_grid_sample_3d_exports_to_onnx_without_gridsample() -> None:
 
 
 def test_rotation_matrices_are_proper_rotations() -> None:
-    generator = torch.Generator().manual_seed(3)
-    pitch, yaw, roll = (torch.rand(8, generator=generator) * 180 - 90 for _ in range(3))
-    rot = rotation_matrix(pitch, yaw, roll)
-    assert rot.shape == (8, 3, 3)
-    eye = torch.eye(3).expand(8, 3, 3)
-    assert torch.allclose(rot @ rot.transpose(1, 2), eye, atol=1e-5)
-    assert torch.allclose(torch.linalg.det(rot), torch.ones(8), atol=1e-5)
+    rng = np.random.default_rng(3)
+    for pitch, yaw, roll in rng.uniform(-90, 90, size=(8, 3)):
+        rot = rotation_matrix(pitch, yaw, roll)
+        np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+        assert abs(np.linalg.det(rot) - 1.0) < 1e-12
 
 
 def test_zero_angles_give_identity() -> None:
-    zero = torch.zeros(2, 1)
-    assert torch.allclose(rotation_matrix(zero, zero, zero), torch.eye(3).expand(2, 3, 3))
+    np.testing.assert_allclose(rotation_matrix(0, 0, 0), np.eye(3))
 
 
 def test_single_axis_rotations_follow_liveportrait() -> None:
-    zero, quarter = torch.zeros(1), torch.full((1,), 90.0)
     # camera.py: R = (Rz @ Ry @ Rx)^T and keypoints are row vectors (kp @ R).
     # Ry(90) = [[0,0,1],[0,1,0],[-1,0,0]], so its transpose maps x -> -z.
-    yaw = torch.tensor([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    assert torch.allclose(rotation_matrix(zero, quarter, zero)[0], yaw, atol=1e-6)
-    x_axis = torch.tensor([[1.0, 0.0, 0.0]])
-    assert torch.allclose(
-        x_axis @ rotation_matrix(zero, quarter, zero)[0],
-        torch.tensor([[0.0, 0.0, -1.0]]),
-        atol=1e-6,
+    yaw = [[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    np.testing.assert_allclose(rotation_matrix(0, 90, 0), yaw, atol=1e-12)
+    np.testing.assert_allclose(
+        np.array([1.0, 0, 0]) @ rotation_matrix(0, 90, 0), [0, 0, -1], atol=1e-12
     )
-    pitch = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-    assert torch.allclose(rotation_matrix(quarter, zero, zero)[0], pitch, atol=1e-6)
-    roll = torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    assert torch.allclose(rotation_matrix(zero, zero, quarter)[0], roll, atol=1e-6)
+    pitch = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]
+    np.testing.assert_allclose(rotation_matrix(90, 0, 0), pitch, atol=1e-12)
+    roll = [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    np.testing.assert_allclose(rotation_matrix(0, 0, 90), roll, atol=1e-12)
 
 
 def test_composition_order_is_roll_yaw_pitch() -> None:
-    p, y, r = torch.tensor([20.0]), torch.tensor([-35.0]), torch.tensor([50.0])
-    zero = torch.zeros(1)
-    rx = rotation_matrix(p, zero, zero)[0].T
-    ry = rotation_matrix(zero, y, zero)[0].T
-    rz = rotation_matrix(zero, zero, r)[0].T
-    assert torch.allclose(rotation_matrix(p, y, r)[0], (rz @ ry @ rx).T, atol=1e-6)
+    rx = rotation_matrix(20, 0, 0).T
+    ry = rotation_matrix(0, -35, 0).T
+    rz = rotation_matrix(0, 0, 50).T
+    np.testing.assert_allclose(rotation_matrix(20, -35, 50), (rz @ ry @ rx).T, atol=1e-12)
 
 
 def test_headpose_to_degrees() -> None:
-    logits = torch.full((3, 66), -1e4)
-    for row, k in enumerate((0, 32, 65)):
-        logits[row, k] = 1e4
-    assert torch.allclose(headpose_to_degrees(logits), torch.tensor([-97.5, -1.5, 97.5]))
+    for k, want in ((0, -97.5), (32, -1.5), (65, 97.5)):
+        logits = np.full(66, -1e4)
+        logits[k] = 1e4
+        assert headpose_to_degrees(logits) == pytest.approx(want)
     # Equal mass on bins 32 and 33 is the 0-degree midpoint.
-    logits = torch.full((1, 66), -1e4)
-    logits[0, 32:34] = 0.0
-    assert abs(headpose_to_degrees(logits).item()) < 1e-4
+    logits = np.full(66, -1e4)
+    logits[32:34] = 0.0
+    assert abs(headpose_to_degrees(logits)) < 1e-9
     with pytest.raises(ValueError):
-        headpose_to_degrees(torch.zeros(2, 65))
+        headpose_to_degrees(np.zeros(65))
 
 
 def test_transform_keypoints_identity_and_scale_translation() -> None:
-    generator = torch.Generator().manual_seed(11)
-    kp = torch.randn(2, 21, 3, generator=generator)
-    zero_angle = torch.zeros(2)
-    zero_exp = torch.zeros(2, 21, 3)
-    out = transform_keypoints(
-        kp, zero_angle, zero_angle, zero_angle, zero_exp, torch.zeros(2, 3), torch.ones(2, 1)
+    rng = np.random.default_rng(11)
+    kp = rng.normal(size=(21, 3))
+    np.testing.assert_allclose(
+        transform_keypoints(kp, 0, 0, 0, np.zeros((21, 3)), np.zeros(3), 1.0), kp
     )
-    assert torch.allclose(out, kp)
-
-    exp = torch.randn(2, 21, 3, generator=generator)
-    t = torch.tensor([[0.1, -0.2, 5.0], [0.3, 0.4, -7.0]])
-    s = torch.tensor([[2.0], [0.5]])
-    out = transform_keypoints(kp, zero_angle, zero_angle, zero_angle, exp, t, s)
-    want = s[:, :, None] * (kp + exp)
-    want[..., :2] += t[:, None, :2]  # t_z is ignored
-    assert torch.allclose(out, want, atol=1e-6)
-
-    pitch, yaw, roll = (
-        torch.tensor([10.0, -5.0]),
-        torch.tensor([30.0, 12.0]),
-        torch.tensor([-8.0, 3.0]),
-    )
-    out = transform_keypoints(kp, pitch, yaw, roll, exp, t, s)
-    want = s[:, :, None] * (kp @ rotation_matrix(pitch, yaw, roll) + exp)
-    want[..., :2] += t[:, None, :2]
-    assert torch.allclose(out, want, atol=1e-5)
+    exp = rng.normal(size=(21, 3))
+    t = np.array([0.1, -0.2, 5.0])
+    out = transform_keypoints(kp.reshape(-1), 0, 0, 0, exp.reshape(-1), t, 2.0)
+    want = 2.0 * (kp + exp)
+    want[:, :2] += t[:2]  # t_z is ignored
+    np.testing.assert_allclose(out, want, atol=1e-12)
+    out = transform_keypoints(kp, 10, 30, -8, exp, t, 0.5)
+    want = 0.5 * (kp @ rotation_matrix(10, 30, -8) + exp)
+    want[:, :2] += t[:2]
+    np.testing.assert_allclose(out, want, atol=1e-12)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,63 +11,10 @@ import pytest
 from avatar_app.model_fetch import fetch_face_landmarker, fetch_file
 from engines.errors import ModelMissing
 from engines.face import model_file
+from tests.http_site import Site, closed_port, serve
 
 PAYLOAD = bytes(range(256)) * 1024  # 256 KiB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-@dataclass
-class Site:
-    """What the test server serves, and what it was asked."""
-
-    root: Path
-    base_url: str = ""
-    ranges: list[str | None] = field(default_factory=list)
-    cut_first_response_at: int | None = None  # send this many bytes, then hang up (once)
-
-
-class RangeHandler(BaseHTTPRequestHandler):
-    """GET for files under ``site.root`` with single ``bytes=N-`` / ``bytes=N-M`` ranges."""
-
-    site: Site
-
-    def do_GET(self) -> None:
-        path = self.site.root / self.path.lstrip("/")
-        if not path.is_file():
-            self.send_error(404)
-            return
-        data = path.read_bytes()
-        header = self.headers.get("Range")
-        self.site.ranges.append(header)
-        start, end = 0, len(data) - 1
-        if header:
-            match = re.fullmatch(r"bytes=(\d+)-(\d*)", header)
-            if not match or int(match[1]) >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start = int(match[1])
-            end = min(int(match[2]), end) if match[2] else end
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start : end + 1]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        cut = self.site.cut_first_response_at
-        if cut is not None:
-            self.site.cut_first_response_at = None
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the test output clean."""
 
 
 @pytest.fixture
@@ -79,18 +22,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     root = tmp_path / "served"
     root.mkdir()
     (root / "model.bin").write_bytes(PAYLOAD)
-    served = Site(root)
-    handler = type("Handler", (RangeHandler,), {"site": served})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    served.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serve(root) as served:
         yield served
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_download_is_verified_and_reports_progress(site: Site, tmp_path: Path) -> None:
@@ -156,8 +89,7 @@ def test_missing_file_on_the_server(site: Site, tmp_path: Path) -> None:
 
 
 def test_unreachable_server_gives_up_after_a_few_attempts(tmp_path: Path) -> None:
-    with ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler) as closed:
-        port = closed.server_address[1]  # bound, then closed: nobody listens there
+    port = closed_port()
     dest = tmp_path / "model.bin"
     with pytest.raises(ModelMissing, match="after 3 attempts") as info:
         fetch_file(f"http://127.0.0.1:{port}/model.bin", dest, PAYLOAD_SHA, attempts=3)

@@ -1,1 +1,2 @@
-"""LivePortrait-compatible keypoint math and an ONNX-friendly 3-D sampler (neural engine)."""
+"""The LivePortrait neural engine: checkpoint-compatible networks, export, ONNX Runtime and
+TensorRT back ends. The runtime modules (renderer, back ends, mapping, crop) need no torch."""

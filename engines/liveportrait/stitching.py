@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from engines.errors import ModelMissing
 from engines.liveportrait.checkpoint_shapes import CHECKPOINT_KEYS
+from engines.liveportrait.checkpoints import mismatches
 
 DDP_PREFIX = "module."
 
@@ -67,26 +68,6 @@ def _strip_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k.removeprefix(DDP_PREFIX): v for k, v in state.items()}
 
 
-def _mismatches(model: nn.Module, state: Mapping[str, Tensor]) -> list[str]:
-    """Human-readable differences between ``model``'s state dict and ``state``."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problems = []
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    misshapen = [
-        f"{k} (expected {expected[k]}, got {tuple(getattr(v, 'shape', ()))})"
-        for k, v in state.items()
-        if k in expected and tuple(getattr(v, "shape", ())) != expected[k]
-    ]
-    if missing:
-        problems.append("missing keys: " + ", ".join(missing))
-    if unexpected:
-        problems.append("unexpected keys: " + ", ".join(unexpected))
-    if misshapen:
-        problems.append("misshapen keys: " + ", ".join(misshapen))
-    return problems
-
-
 def load_retargeting(state: Mapping[str, Mapping[str, Tensor]]) -> dict[str, RetargetingMLP]:
     """Build and strictly load ``{"stitching", "lip", "eye"}`` from a retargeting checkpoint.
 
@@ -105,7 +86,8 @@ def load_retargeting(state: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Ret
             continue
         sub = _strip_prefix(state[top_key])
         model = _BUILDERS[name]()
-        found = _mismatches(model, sub)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        found = mismatches(expected, sub)
         if found:
             problems.append(f"{top_key!r} ({name}): " + "; ".join(found))
             continue

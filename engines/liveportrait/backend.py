@@ -1,0 +1,82 @@
+"""What every LivePortrait back end runs: the networks' ONNX files and their inputs and outputs.
+
+The renderer only talks to a :class:`Backend`; ONNX Runtime (CPU or CUDA) and TensorRT both
+implement it. Each network is exported to ``<onnx_dir>/<name>.onnx`` with the input and
+output names below (batch 1, float32, fixed shapes). ``warping_gather.onnx`` is the warping
+network with its two 5-D ``grid_sample`` calls replaced by the gather-based sampler, for
+TensorRT, whose GridSample layer is 4-D only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+NUM_KP = 21
+
+
+@dataclass(frozen=True)
+class NetworkIO:
+    """Input and output names and shapes of one exported network."""
+
+    inputs: dict[str, tuple[int, ...]]
+    outputs: dict[str, tuple[int, ...]]
+
+
+_WARPING_IO = NetworkIO(
+    inputs={
+        "feature": (1, 32, 16, 64, 64),
+        "kp_driving": (1, NUM_KP, 3),
+        "kp_source": (1, NUM_KP, 3),
+    },
+    outputs={"warped": (1, 256, 64, 64)},
+)
+
+NETWORKS: dict[str, NetworkIO] = {
+    "appearance": NetworkIO({"image": (1, 3, 256, 256)}, {"feature": (1, 32, 16, 64, 64)}),
+    "motion": NetworkIO(
+        {"image": (1, 3, 256, 256)},
+        {
+            "pitch": (1, 66),
+            "yaw": (1, 66),
+            "roll": (1, 66),
+            "t": (1, 3),
+            "exp": (1, 3 * NUM_KP),
+            "scale": (1, 1),
+            "kp": (1, 3 * NUM_KP),
+        },
+    ),
+    "warping": _WARPING_IO,
+    "warping_gather": _WARPING_IO,
+    "generator": NetworkIO({"warped": (1, 256, 64, 64)}, {"image": (1, 3, 512, 512)}),
+    "stitching": NetworkIO({"x": (1, 126)}, {"delta": (1, 65)}),
+    "lip": NetworkIO({"x": (1, 65)}, {"delta": (1, 63)}),
+    "eye": NetworkIO({"x": (1, 66)}, {"delta": (1, 63)}),
+}
+"""Network name -> its ONNX file's inputs and outputs (file ``<name>.onnx``)."""
+
+RENDER_NETWORKS = ("appearance", "motion", "warping", "generator", "stitching", "lip", "eye")
+"""The networks a renderer needs; a TensorRT back end uses ``warping_gather`` for ``warping``."""
+
+
+class Backend(Protocol):
+    """Runs the exported networks."""
+
+    name: str
+    """E.g. ``"onnxruntime"`` or ``"tensorrt"``."""
+
+    @property
+    def providers(self) -> list[str]:
+        """What actually runs the networks, e.g. ``["CUDAExecutionProvider", ...]``."""
+        ...
+
+    def run(self, network: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one network (a key of :data:`NETWORKS`); float32 arrays in, float32 out."""
+        ...
+
+
+def onnx_path(onnx_dir: Path, network: str) -> Path:
+    return onnx_dir / f"{network}.onnx"
