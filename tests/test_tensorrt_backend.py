@@ -486,3 +486,24 @@ def test_cache_reuses_built_engines(tmp_path: Path) -> None:
     assert second == first
     assert {network: path.stat().st_mtime_ns for network, path in second.items()} == stamps
     assert all("cached" in line for line in lines)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_trt_renderer_matches_onnxruntime_frame_after_frame(
+    tmp_path: Path, astronaut: np.ndarray, landmarker: Any
+) -> None:
+    """Whole frames: the portrait's inputs stay on the GPU and warping feeds the generator there."""
+    from engines.controls import FaceControls
+    from engines.liveportrait.onnx_backend import OnnxRuntimeBackend
+    from engines.liveportrait.renderer import LivePortraitRenderer
+
+    onnx_dir = _onnx_dir()
+    trt = LivePortraitRenderer(tb.TensorRTBackend(onnx_dir, tmp_path, fp16=False))
+    ort = LivePortraitRenderer(OnnxRuntimeBackend(onnx_dir, providers=("CPUExecutionProvider",)))
+    face = landmarker.detect_all(astronaut)[0]
+    on_gpu, on_cpu = trt.prepare(astronaut, face), ort.prepare(astronaut, face)
+    for controls in (FaceControls(head_yaw=10), FaceControls(jaw_open=1), FaceControls()):
+        got = trt.generate(on_gpu, controls)
+        want = ort.generate(on_cpu, controls)
+        assert np.abs(got - want).max() <= 1e-3

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from engines.controls import FaceControls
-from engines.errors import EngineUnavailable, ModelMissing, PortraitError
+from engines.errors import EngineUnavailable, ModelMissing
 from engines.face.landmarker import FaceLandmarker, FaceLandmarks, detect_face
+from engines.face.portrait import checked_portrait
 from engines.liveportrait.backend import Backend
 from engines.liveportrait.crop import NETWORK_SIZE, PasteBack, crop_image, face_crop
 from engines.liveportrait.mapping import (
@@ -68,12 +69,7 @@ class LivePortraitRenderer:
     def prepare(
         self, portrait_rgb: np.ndarray, landmarks: FaceLandmarks | None = None
     ) -> PreparedPortrait:
-        portrait = np.ascontiguousarray(portrait_rgb)
-        if portrait.ndim != 3 or portrait.shape[2] != 3 or portrait.dtype != np.uint8:
-            raise PortraitError(
-                f"Expected an RGB image (HxWx3 uint8), got {portrait.shape} {portrait.dtype}. "
-                "Load photos with avatar_app.portrait_file.load_portrait."
-            )
+        portrait = checked_portrait(portrait_rgb)
         face = landmarks if landmarks is not None else detect_face(portrait, self._landmarker)
         crop = face_crop(face)
         image = crop_image(portrait, crop, NETWORK_SIZE).astype(np.float32) / 255.0
@@ -82,10 +78,13 @@ class LivePortraitRenderer:
         motion = self.backend.run("motion", {"image": image})
         eyes, lip = open_ratios(face.points[:, :2])
         source = SourceState.from_motion(motion, eyes, lip)
+        kp_source = source.keypoints().astype(np.float32)[None]
+        for fixed in (feature, kp_source):
+            fixed.setflags(write=False)  # lets a back end keep them on the GPU between frames
         return PreparedPortrait(
             source=source,
             feature=feature,
-            kp_source=source.keypoints().astype(np.float32)[None],
+            kp_source=kp_source,
             paste=PasteBack.for_portrait(portrait, crop),
         )
 

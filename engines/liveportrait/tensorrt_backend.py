@@ -435,6 +435,8 @@ class TensorRTBackend:
         self._stream = torch.cuda.Stream(device=self._device)
         self._loaded = {network: self._load(network, path) for network, path in paths.items()}
         self._loaded["warping_gather"] = self._loaded["warping"]
+        self._chain_warping_into_generator()
+        self._resident: dict[tuple[str, str], np.ndarray] = {}
         precision = "fp16" if fp16 and _supports_fp16(trt) else "fp32"
         self._providers = [f"TensorRT {trt.__version__} {precision} on {_current_gpu(torch).name}"]
 
@@ -478,22 +480,44 @@ class TensorRTBackend:
             )
         return loaded
 
+    def _chain_warping_into_generator(self) -> None:
+        """Let the generator read the warping output where it lies on the GPU."""
+        _, warped = self._loaded["warping"].outputs["warped"]
+        generator = self._loaded["generator"]
+        host, _ = generator.inputs["warped"]
+        generator.inputs["warped"] = (host, warped)
+        generator.context.set_tensor_address("warped", warped.data_ptr())
+
     def run(self, network: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one engine. Read-only inputs already on the GPU are not copied again: the
+        portrait's feature volume and keypoints (made read-only by the renderer) and a warping
+        output handed straight to the generator."""
         arrays = validate_inputs(network, inputs)
         loaded = self._loaded.get(network)
         if loaded is None:
             raise ValueError(f"no TensorRT engine for {network!r}; have {sorted(self._loaded)}")
         with self._torch.cuda.stream(self._stream):
             for name, array in arrays.items():
+                if self._resident.get((network, name)) is inputs[name]:
+                    continue
                 host, device = loaded.inputs[name]
                 host.numpy()[...] = array
                 device.copy_(host, non_blocking=True)
+                if not inputs[name].flags.writeable:
+                    self._resident[(network, name)] = inputs[name]
+                else:
+                    self._resident.pop((network, name), None)
             if not loaded.context.execute_async_v3(self._stream.cuda_stream):
                 raise EngineUnavailable(f"TensorRT failed to run the {network} engine.")
             for host, device in loaded.outputs.values():
                 host.copy_(device, non_blocking=True)
         self._stream.synchronize()
-        return {name: host.numpy().copy() for name, (host, _) in loaded.outputs.items()}
+        outputs = {name: host.numpy().copy() for name, (host, _) in loaded.outputs.items()}
+        if network in ("warping", "warping_gather"):
+            warped = outputs["warped"]
+            warped.setflags(write=False)  # its twin already sits in the generator's input
+            self._resident[("generator", "warped")] = warped
+        return outputs
 
     def close(self) -> None:
         """Free the execution contexts, engines and GPU buffers (idempotent)."""

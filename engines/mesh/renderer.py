@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from engines.controls import FaceControls
-from engines.errors import PortraitError
 from engines.face.landmarker import FaceLandmarker, FaceLandmarks, detect_face
+from engines.face.portrait import checked_portrait
 from engines.mesh.eyes import EyelidPainter
 from engines.mesh.geometry import Mesh, build_mesh
 from engines.mesh.motion import Motion, build_motion, pose_vertices
@@ -46,12 +46,7 @@ class MeshRenderer:
     def prepare(
         self, portrait_rgb: np.ndarray, landmarks: FaceLandmarks | None = None
     ) -> PreparedMesh:
-        portrait = np.ascontiguousarray(portrait_rgb)
-        if portrait.ndim != 3 or portrait.shape[2] != 3 or portrait.dtype != np.uint8:
-            raise PortraitError(
-                f"Expected an RGB image (HxWx3 uint8), got {portrait.shape} {portrait.dtype}. "
-                "Load photos with avatar_app.portrait_file.load_portrait."
-            )
+        portrait = checked_portrait(portrait_rgb)
         face = landmarks if landmarks is not None else detect_face(portrait, self._landmarker)
         mesh = build_mesh(face)
         return PreparedMesh(
