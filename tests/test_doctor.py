@@ -133,3 +133,17 @@ def test_elsewhere_the_fix_is_the_obs_virtual_camera(system: str) -> None:
     assert not check.ok
     assert "OBS Studio 30" in check.fix
     assert ("system extension" in check.fix) == (system == "Darwin")
+
+
+def test_the_neural_engine_check_says_what_to_do_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVATAR_LIVEPORTRAIT_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("AVATAR_LIVEPORTRAIT_ONNX", str(tmp_path / "onnx"))
+    check = doctor._neural_engine()
+    assert not check.ok and not check.required
+    assert "models fetch liveportrait" in check.fix
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "manifest.json").write_text("{}")
+    check = doctor._neural_engine()
+    assert check.ok and "CPU only" in check.detail

@@ -100,6 +100,7 @@ def run_checks() -> list[Check]:
     checks = [_guarded(f"package {p.module}", _package_check(p, distributions)) for p in PACKAGES]
     checks.append(_guarded("model face_landmarker.task", _face_model))
     checks.append(_guarded("model lipsync.onnx", _lipsync_model))
+    checks.append(_guarded("neural engine (optional)", _neural_engine))
     checks.append(_guarded("audio (PortAudio)", lambda: _portaudio(system)))
     checks.append(_guarded("microphone", lambda: _microphone(system)))
     checks.append(_guarded("webcam", lambda: _webcam(system)))
@@ -201,6 +202,32 @@ def _lipsync_model() -> Check:
         f"Reinstall avatar-app (the model ships in resources/models), or point {MODEL_ENV} "
         "at a lipsync.onnx.",
     )
+
+
+def _neural_engine() -> Check:
+    """LivePortrait's state: weights, exported models, and what ONNX Runtime can run them on."""
+    import onnxruntime
+
+    from engines.errors import ModelMissing
+    from engines.liveportrait.renderer import EXPORT_COMMAND, onnx_dir
+    from engines.liveportrait.weights import FETCH_COMMAND, find_weights
+
+    name = "neural engine (optional)"
+    cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    device = "CUDA" if cuda else "CPU only (about 10 s a frame; a GPU needs onnxruntime-gpu)"
+    if (onnx_dir() / "manifest.json").is_file():
+        return Check(name, True, f"LivePortrait ready in {onnx_dir()}, on {device}", required=False)
+    try:
+        find_weights()
+    except ModelMissing:
+        return Check(
+            name, False, "LivePortrait weights not downloaded", f"Run `{FETCH_COMMAND}`, then "
+            f"`{EXPORT_COMMAND}` (needs a GPU to be useful).", required=False,
+        )  # fmt: skip
+    return Check(
+        name, False, "LivePortrait weights downloaded, not exported",
+        f"Run `{EXPORT_COMMAND}`.", required=False,
+    )  # fmt: skip
 
 
 # Audio
