@@ -396,7 +396,6 @@ def run_engines_export(args: argparse.Namespace) -> int:
     from engines.liveportrait.weights import find_weights
 
     find_weights()  # says what to download before anything slow starts
-
     try:
         from engines.liveportrait.export import export_official
     except ImportError:
@@ -414,14 +413,10 @@ def run_engines_export(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.out:
-        print(f"Use them with {_onnx_env_hint(out)}", file=sys.stderr)
+        from engines.liveportrait.renderer import ONNX_ENV_VAR
+
+        print(f"Use them with {ONNX_ENV_VAR}={out} ... --engine liveportrait", file=sys.stderr)
     return 0
-
-
-def _onnx_env_hint(folder: Path) -> str:
-    from engines.liveportrait.renderer import ONNX_ENV_VAR
-
-    return f"{ONNX_ENV_VAR}={folder} avatar-app ... --engine liveportrait"
 
 
 def run_engines_build_trt(args: argparse.Namespace) -> int:
