@@ -276,3 +276,23 @@ def test_bench_reports_every_network_at_one_and_two_threads(tiny_liveportrait_on
     for threads in ("threads_1", "threads_2"):
         assert set(result[threads]["networks_ms"]) == set(RENDER_NETWORKS)
         assert result[threads]["1280x720"]["frame_ms"] > 0
+
+
+def test_frozen_inputs_are_uploaded_once_and_fresh_ones_every_call(
+    engine: LivePortraitRenderer, astronaut: np.ndarray, landmarker: FaceLandmarker
+) -> None:
+    backend = engine.backend
+    prepared = engine.prepare(astronaut, landmarker.detect_all(astronaut)[0])
+    assert not prepared.feature.flags.writeable
+    driving = prepared.kp_source + np.float32(0.02)
+    inputs = {"feature": prepared.feature, "kp_driving": driving, "kp_source": prepared.kp_source}
+    first = backend.run("warping", inputs)["warped"]
+    copies = {name: array.copy() for name, array in inputs.items()}  # writeable: never cached
+    np.testing.assert_array_equal(backend.run("warping", copies)["warped"], first)
+    copies["kp_driving"] += np.float32(0.05)  # a changed writeable input is sent again
+    moved = backend.run("warping", copies)["warped"]
+    assert np.abs(moved - first).max() > 0
+    chained = backend.run("generator", {"warped": moved})["image"]  # handed over in place
+    np.testing.assert_array_equal(
+        chained, backend.run("generator", {"warped": moved.copy()})["image"]
+    )

@@ -14,11 +14,16 @@ PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 class OnnxRuntimeBackend:
-    """One ONNX Runtime session per network.
+    """One ONNX Runtime session per network, run through IO bindings.
 
     ``providers`` are requested in order among what this onnxruntime build offers (CUDA needs
     ``onnxruntime-gpu``); :attr:`providers` reports what the sessions actually got, which is
     less than asked when, say, the CUDA libraries are missing.
+
+    Tensors live on the device of the generator's session. Read-only inputs (the portrait's
+    feature volume and keypoints, which the renderer freezes) are uploaded once, and the
+    warping output is handed to the generator where it lies, so a CUDA frame moves only the
+    driving keypoints in and the image out.
     """
 
     name = "onnxruntime"
@@ -57,6 +62,11 @@ class OnnxRuntimeBackend:
                     "the ONNX models."
                 )
             self._sessions[network] = ort.InferenceSession(str(path), options, providers=wanted)
+        self._ort = ort
+        on_cuda = self.providers[0] == "CUDAExecutionProvider"
+        self._device = "cuda" if on_cuda else "cpu"
+        self._resident: dict[tuple[str, str], tuple[np.ndarray, Any]] = {}
+        """(network, input) -> (the read-only array, its OrtValue on the device)."""
 
     @property
     def providers(self) -> list[str]:
@@ -67,7 +77,29 @@ class OnnxRuntimeBackend:
     def run(self, network: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if network not in self._sessions:
             raise ValueError(f"unknown network {network!r}; expected one of {list(self._sessions)}")
+        session = self._sessions[network]
+        binding = session.io_binding()
+        for name, array in inputs.items():
+            binding.bind_ortvalue_input(name, self._on_device(network, name, array))
         names = list(NETWORKS[network].outputs)
-        feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
-        outputs = self._sessions[network].run(names, feeds)
-        return dict(zip(names, outputs, strict=True))
+        for name in names:
+            binding.bind_output(name, self._device)
+        session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        outputs = {name: value.numpy() for name, value in zip(names, values, strict=True)}
+        if network == "warping":
+            warped = outputs["warped"]
+            warped.setflags(write=False)
+            self._resident[("generator", "warped")] = (warped, values[0])
+        return outputs
+
+    def _on_device(self, network: str, name: str, array: np.ndarray) -> Any:
+        """``array`` as an OrtValue on the device; read-only arrays are uploaded only once."""
+        known = self._resident.get((network, name))
+        if known is not None and known[0] is array:
+            return known[1]
+        contiguous = np.ascontiguousarray(array, dtype=np.float32)
+        value = self._ort.OrtValue.ortvalue_from_numpy(contiguous, self._device, 0)
+        if not array.flags.writeable:
+            self._resident[(network, name)] = (array, value)
+        return value
