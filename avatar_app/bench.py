@@ -65,14 +65,14 @@ def bench_render(
     rgb = load_portrait(portrait or bundled_portrait_path())
     started = time.perf_counter()
     face = detect_face(rgb)
-    detect_ms = _ms_since(started)
+    detect_ms = ms_since(started)
     renderer = create_renderer(engine)
     sizes: dict[str, dict[str, float]] = {}
     for width, height in SIZES:
         frame, landmarks = frame_face(rgb, face, (width, height), "fill")
         started = time.perf_counter()
         prepared = renderer.prepare(frame, landmarks)
-        prepare_ms = _ms_since(started)
+        prepare_ms = ms_since(started)
         times = _time_renders(renderer, prepared, frames)
         sizes[f"{width}x{height}"] = {
             "prepare_ms": _round(prepare_ms),
@@ -114,7 +114,7 @@ def _time_renders(renderer: Any, prepared: Any, frames: int) -> np.ndarray:
         controls = sweep_controls(i * SWEEP_SECONDS / frames)
         started = time.perf_counter()
         renderer.render(prepared, controls)
-        times[i] = _ms_since(started)
+        times[i] = ms_since(started)
     return times
 
 
@@ -137,7 +137,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _ms_since(started: float) -> float:
+def ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from avatar_app.bench import machine_info
+from avatar_app.bench import machine_info, ms_since
 from avatar_app.framing import frame_face
 from avatar_app.sweep import sweep_controls
 from engines.errors import EngineUnavailable
@@ -96,13 +96,13 @@ def _bench_threads(renderer: Any, rgb: np.ndarray, face: Any, frames: int) -> di
         frame, landmarks = frame_face(rgb, face, (width, height), "fill")
         started = time.perf_counter()
         prepared = renderer.prepare(frame, landmarks)
-        prepare_ms = _ms_since(started)
+        prepare_ms = ms_since(started)
         renderer.render(prepared, sweep_controls(0.5))  # warm-up
         times = []
         for i in range(frames):
             started = time.perf_counter()
             renderer.render(prepared, sweep_controls(1.0 + i))
-            times.append(_ms_since(started))
+            times.append(ms_since(started))
         result[f"{width}x{height}"] = {
             "prepare_ms": round(prepare_ms, 1),
             "frame_ms": round(float(np.median(times)), 1),
@@ -134,10 +134,6 @@ def _network_times(renderer: Any, prepared: Any, repeats: int) -> dict[str, floa
         for _ in range(max(repeats, 1) + 1):
             started = time.perf_counter()
             renderer.backend.run(network, feeds[network])
-            samples.append(_ms_since(started))
+            samples.append(ms_since(started))
         times[network] = round(float(np.median(samples[1:])), 2)
     return times
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0

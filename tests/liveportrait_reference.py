@@ -8,7 +8,7 @@ import torch
 from engines.controls import FaceControls
 from engines.face.landmarker import FaceLandmarks
 from engines.liveportrait.crop import NETWORK_SIZE, crop_image, face_crop
-from engines.liveportrait.mapping import Retargeting, SourceState, driving_keypoints, open_ratios
+from engines.liveportrait.mapping import KeypointDriver, Retargeting, SourceState, open_ratios
 from engines.liveportrait.motion import HEADS
 from engines.liveportrait.network_set import NetworkSet
 
@@ -37,8 +37,9 @@ def reference_face(
     eyes, lip = open_ratios(face.points[:, :2])
     source = SourceState.from_motion(motion, eyes, lip)
     retargeting = Retargeting(_mlp(nets.stitching), _mlp(nets.lip), _mlp(nets.eye))
-    kp_driving = driving_keypoints(source, controls.clamped(), retargeting)
-    kp_source = torch.from_numpy(source.keypoints().astype(np.float32))[None]
+    driver = KeypointDriver(source, retargeting)
+    kp_driving = driver.keypoints(controls.clamped())
+    kp_source = torch.from_numpy(driver.x_s.astype(np.float32))[None]
     warped = nets.warping(feature, torch.from_numpy(kp_driving.astype(np.float32))[None], kp_source)
     out: np.ndarray = nets.generator(warped)[0].numpy()
     return out

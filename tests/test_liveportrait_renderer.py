@@ -21,9 +21,9 @@ from engines.liveportrait.keypoints import transform_keypoints
 from engines.liveportrait.mapping import (
     NUM_KP,
     YAW_SIGN,
+    KeypointDriver,
     Retargeting,
     SourceState,
-    driving_keypoints,
     expression_delta,
     open_ratios,
     target_lip_ratio,
@@ -59,7 +59,7 @@ LINEAR = Retargeting(stitching=_linear(2, 126, 65), lip=_linear(3, 65, 63), eye=
 
 def test_neutral_controls_drive_the_source_keypoints_exactly() -> None:
     np.testing.assert_array_equal(
-        driving_keypoints(SOURCE, FaceControls(), LINEAR), SOURCE.keypoints()
+        KeypointDriver(SOURCE, LINEAR).keypoints(FaceControls()), SOURCE.keypoints()
     )
     assert not expression_delta(FaceControls()).any()
     assert target_lip_ratio(0.05, FaceControls()) == 0.05
@@ -67,7 +67,7 @@ def test_neutral_controls_drive_the_source_keypoints_exactly() -> None:
 
 def test_head_pose_edits_the_source_pose() -> None:
     zero = Retargeting(*(lambda x, n=n: np.zeros(n) for n in (65, 63, 63)))
-    got = driving_keypoints(SOURCE, FaceControls(head_yaw=20.0, head_scale=1.1), zero)
+    got = KeypointDriver(SOURCE, zero).keypoints(FaceControls(head_yaw=20.0, head_scale=1.1))
     s = SOURCE
     want = transform_keypoints(
         s.kp, s.pitch, s.yaw + YAW_SIGN * 20.0, s.roll, s.exp, s.t, s.scale * 1.1
@@ -88,19 +88,20 @@ def test_a_nose_in_front_turns_the_way_facecontrols_say() -> None:
         0.0,
     )
     zero = Retargeting(*(lambda x, n=n: np.zeros(n) for n in (65, 63, 63)))
-    right = driving_keypoints(nose, FaceControls(head_yaw=20.0), zero)[0]
-    up = driving_keypoints(nose, FaceControls(head_pitch=15.0), zero)[0]
+    right = KeypointDriver(nose, zero).keypoints(FaceControls(head_yaw=20.0))[0]
+    up = KeypointDriver(nose, zero).keypoints(FaceControls(head_pitch=15.0))[0]
     assert right[0] > 0.1  # +yaw: the nose goes to the image right
     assert up[1] < -0.1  # +pitch: the nose goes up (y points down)
 
 
 def test_lip_and_eye_deltas_are_relative_to_the_portrait() -> None:
-    x_s = SOURCE.keypoints()
-    np.testing.assert_allclose(LINEAR.lip_delta(x_s, 0.05, 0.05), 0.0, atol=1e-15)
-    opened = LINEAR.lip_delta(x_s, 0.05, target_lip_ratio(0.05, FaceControls(jaw_open=1.0)))
+    driver = KeypointDriver(SOURCE, LINEAR)
+    x_s = driver.x_s
+    np.testing.assert_allclose(driver.lip_delta(0.05), 0.0, atol=1e-15)
+    opened = driver.lip_delta(target_lip_ratio(0.05, FaceControls(jaw_open=1.0)))
     assert np.abs(opened).max() > 1e-3
     assert target_lip_ratio(0.2, FaceControls(jaw_open=1.0, lip_press=1.0)) == 0.0
-    wink = LINEAR.eye_delta(x_s, SOURCE.eye_ratios, (1.0, 0.0))
+    wink = driver.eye_delta((1.0, 0.0))
     image_right = x_s[:, 0] > 0
     assert np.abs(wink[image_right]).max() > 0 and not wink[~image_right].any()
 
@@ -118,12 +119,14 @@ def test_expression_controls_move_the_editor_keypoints() -> None:
 
 def test_stitching_is_zero_at_the_source_and_shifts_xy_only() -> None:
     x_s = SOURCE.keypoints()
-    np.testing.assert_allclose(LINEAR.stitch(x_s, x_s), x_s, atol=1e-15)
+    np.testing.assert_allclose(KeypointDriver(SOURCE, LINEAR).stitch(x_s), x_s, atol=1e-15)
     shift = Retargeting(
         stitching=lambda x: np.r_[np.zeros(63), x[63:65] * 0 + 0.1], lip=LINEAR.lip, eye=LINEAR.eye
     )
     moved = x_s + 0.01
-    np.testing.assert_allclose(shift.stitch(x_s, moved), moved, atol=1e-15)  # same delta at x_s
+    np.testing.assert_allclose(
+        KeypointDriver(SOURCE, shift).stitch(moved), moved, atol=1e-15
+    )  # same delta at x_s
 
 
 def test_open_ratios_follow_the_face(astronaut: np.ndarray, landmarker: FaceLandmarker) -> None:

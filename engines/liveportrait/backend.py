@@ -9,9 +9,11 @@ TensorRT, whose GridSample layer is 4-D only.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -80,3 +82,17 @@ class Backend(Protocol):
 
 def onnx_path(onnx_dir: Path, network: str) -> Path:
     return onnx_dir / f"{network}.onnx"
+
+
+def write_atomically(path: Path, data: Any) -> None:
+    """Write bytes (or any buffer) through a temporary file and a rename, so a crash never
+    leaves a half-written model or engine under its real name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

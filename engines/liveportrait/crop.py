@@ -85,13 +85,18 @@ def face_crop(face: FaceLandmarks, size: int = CROP_SIZE) -> FaceCrop:
 
 
 def crop_image(portrait: np.ndarray, crop: FaceCrop, size: int = CROP_SIZE) -> np.ndarray:
-    """The ``size``-pixel crop of an RGB portrait (edges replicated outside the photo)."""
-    scale = size / CROP_SIZE
-    matrix = crop.to_crop * np.array([[scale], [scale]])
-    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(
-        portrait, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE
-    )
+    """The ``size``-pixel crop of an RGB portrait (edges replicated outside the photo).
+
+    As LivePortrait does, the crop is taken at ``CROP_SIZE`` and then area-averaged down:
+    ``warpAffine`` has no area filter, so warping straight to 256 px would alias.
+    """
+    full = cv2.warpAffine(
+        portrait, crop.to_crop, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
+    if size == CROP_SIZE:
+        return full
+    return cv2.resize(full, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def feathered_mask(size: int = CROP_SIZE, feather: int = FEATHER) -> np.ndarray:

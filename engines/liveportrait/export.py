@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 
 from engines.errors import ModelMissing
 from engines.face.model_file import sha256_of
-from engines.liveportrait.backend import NETWORKS, onnx_path
+from engines.liveportrait.backend import NETWORKS, onnx_path, write_atomically
 from engines.liveportrait.blocks import fold_spectral_norm
 from engines.liveportrait.motion import HEADS
 from engines.liveportrait.network_set import NetworkSet
@@ -71,7 +70,7 @@ def exportable_modules(nets: NetworkSet) -> dict[str, nn.Module]:
     gather = copy.deepcopy(nets.warping)
     assert isinstance(gather, WarpingNetwork)
     gather.set_gather(True)
-    modules = {name: model for name, model in nets.items()}
+    modules = dict(nets.items())
     modules["generator"] = fold_spectral_norm(copy.deepcopy(nets.generator))
     modules["warping_gather"] = gather
     return {name: modules[name].eval() for name in NETWORKS}
@@ -135,16 +134,10 @@ def export_onnx(
                 f"torch ({torch.__version__}) and onnxruntime."
             )
         path = onnx_path(out_dir, name)
-        _write_atomically(path, data)
+        write_atomically(path, data)
         exported[name] = ExportedNetwork(path, diff)
     _write_manifest(out_dir, exported, source)
     return exported
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _write_manifest(out_dir: Path, exported: dict[str, ExportedNetwork], source: str) -> None:
@@ -162,7 +155,7 @@ def _write_manifest(out_dir: Path, exported: dict[str, ExportedNetwork], source:
             for name, item in exported.items()
         },
     }
-    _write_atomically(out_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_atomically(out_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def export_official(out_dir: Path, progress: Progress | None = None) -> dict[str, ExportedNetwork]:

@@ -8,8 +8,9 @@
   (``src/gradio_pipeline.py``, ``update_delta_new_*``); the gains map our [-1, 1] controls
   onto the middle of that editor's slider ranges. They are starting values that nobody has
   yet checked against the real weights here.
-- Every network delta is taken *relative to its value at the portrait's own state*, so
-  ``FaceControls()`` drives exactly the source keypoints and the render reproduces the
+- Every network delta is taken *relative to its value at the portrait's own state* (computed
+  once per portrait by :class:`KeypointDriver`), so ``FaceControls()`` drives exactly the
+  source keypoints and the render reproduces the
   network's reconstruction of the photo.
 """
 
@@ -102,9 +103,14 @@ def _ratio(xy: np.ndarray, a: int, b: int, c: int, d: int) -> float:
 def open_ratios(points_xy: np.ndarray) -> tuple[np.ndarray, float]:
     """Eye open ratios (lid gap / eye width; subject's left, right) and the lip open ratio
     (inner-lip gap / mouth width), LivePortrait's definitions on mediapipe's landmarks."""
-    left = _ratio(points_xy, 386, 374, topo.LEFT_EYE_UPPER[0], topo.LEFT_EYE_UPPER[-1])
-    right = _ratio(points_xy, 159, 145, topo.RIGHT_EYE_UPPER[0], topo.RIGHT_EYE_UPPER[-1])
-    lip = _ratio(points_xy, 13, 14, *topo.MOUTH_CORNERS)
+
+    def gap(upper: tuple[int, ...], lower: tuple[int, ...]) -> float:
+        middle = len(upper) // 2  # the mid-lid / mid-lip point; the ends are the corners
+        return _ratio(points_xy, upper[middle], lower[middle], upper[0], upper[-1])
+
+    left = gap(topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER)
+    right = gap(topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER)
+    lip = _ratio(points_xy, topo.LIPS_UPPER_INNER[5], topo.LIPS_LOWER_INNER[5], *topo.MOUTH_CORNERS)
     return np.array([left, right]), lip
 
 
@@ -137,62 +143,75 @@ Mlp = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Retargeting:
-    """The three MLPs, and their outputs at the portrait's own state (subtracted later)."""
+    """The three stitching/retargeting MLPs."""
 
     stitching: Mlp
     lip: Mlp
     eye: Mlp
 
-    def lip_delta(self, x_s: np.ndarray, source: float, target: float) -> np.ndarray:
-        def run(ratio: float) -> np.ndarray:
-            return self.lip(np.concatenate([x_s.reshape(-1), [source, ratio]])).reshape(NUM_KP, 3)
 
-        return run(target) - run(source)
+class KeypointDriver:
+    """Turns FaceControls into driving keypoints for one portrait.
 
-    def eye_delta(
-        self, x_s: np.ndarray, source: np.ndarray, blink: tuple[float, float]
-    ) -> np.ndarray:
+    The portrait's keypoints ``x_s`` and each MLP's output at the portrait's own state are
+    computed once here; every frame's network deltas are taken relative to them.
+    """
+
+    def __init__(self, source: SourceState, nets: Retargeting) -> None:
+        self.source = source
+        self.nets = nets
+        self.x_s = source.keypoints()
+        self._flat = self.x_s.reshape(-1)
+        self._lip_rest = self._lip(source.lip_ratio)
+        self._eye_rest = self._eye(float(source.eye_ratios.mean()))
+        self._stitch_rest = self._stitching(self.x_s)
+
+    def _lip(self, ratio: float) -> np.ndarray:
+        out = self.nets.lip(np.concatenate([self._flat, [self.source.lip_ratio, ratio]]))
+        return out.reshape(NUM_KP, 3)
+
+    def _eye(self, ratio: float) -> np.ndarray:
+        out = self.nets.eye(np.concatenate([self._flat, self.source.eye_ratios, [ratio]]))
+        return out.reshape(NUM_KP, 3)
+
+    def _stitching(self, x_d: np.ndarray) -> np.ndarray:
+        return self.nets.stitching(np.concatenate([self._flat, x_d.reshape(-1)]))
+
+    def lip_delta(self, target: float) -> np.ndarray:
+        """Keypoint offsets that bring the lip open ratio from the portrait's to ``target``."""
+        return self._lip(target) - self._lip_rest
+
+    def eye_delta(self, blink: tuple[float, float]) -> np.ndarray:
         """Each eye closes by its own blink: keypoints on the image right (x > 0) belong to
         the subject's left eye."""
-        mean = float(source.mean())
+        mean = float(self.source.eye_ratios.mean())
+        left = self._eye(mean * (1 - blink[0])) - self._eye_rest
+        right = left if blink[1] == blink[0] else self._eye(mean * (1 - blink[1])) - self._eye_rest
+        return np.where(self.x_s[:, :1] > 0, left, right)
 
-        def run(ratio: float) -> np.ndarray:
-            return self.eye(np.concatenate([x_s.reshape(-1), source, [ratio]])).reshape(NUM_KP, 3)
-
-        rest = run(mean)
-        left = run(mean * (1 - blink[0])) - rest
-        right = left if blink[1] == blink[0] else run(mean * (1 - blink[1])) - rest
-        return np.where(x_s[:, :1] > 0, left, right)
-
-    def stitch(self, x_s: np.ndarray, x_d: np.ndarray) -> np.ndarray:
+    def stitch(self, x_d: np.ndarray) -> np.ndarray:
         """``x_d`` with the stitching correction (keypoint deltas and a tx, ty shift)."""
-
-        def run(driving: np.ndarray) -> np.ndarray:
-            return self.stitching(np.concatenate([x_s.reshape(-1), driving.reshape(-1)]))
-
-        delta = run(x_d) - run(x_s)
+        delta = self._stitching(x_d) - self._stitch_rest
         out = x_d + delta[: 3 * NUM_KP].reshape(NUM_KP, 3)
         out[:, :2] += delta[3 * NUM_KP : 3 * NUM_KP + 2]
         return out
 
-
-def driving_keypoints(source: SourceState, c: FaceControls, nets: Retargeting) -> np.ndarray:
-    """``x_d`` (21, 3) for clamped controls ``c``; equals ``source.keypoints()`` at neutral."""
-    x_s = source.keypoints()
-    if c.is_neutral():
-        return x_s
-    t = source.t + np.array([c.head_x, c.head_y, 0.0]) * FACE_WIDTH
-    x_d = transform_keypoints(
-        source.kp,
-        source.pitch + PITCH_SIGN * c.head_pitch,
-        source.yaw + YAW_SIGN * c.head_yaw,
-        source.roll + ROLL_SIGN * c.head_roll,
-        source.exp + expression_delta(c),
-        t,
-        source.scale * c.head_scale,
-    )
-    if c.jaw_open > 0 or c.lip_press > 0:
-        x_d += nets.lip_delta(x_s, source.lip_ratio, target_lip_ratio(source.lip_ratio, c))
-    if c.blink_left > 0 or c.blink_right > 0:
-        x_d += nets.eye_delta(x_s, source.eye_ratios, (c.blink_left, c.blink_right))
-    return nets.stitch(x_s, x_d)
+    def keypoints(self, c: FaceControls) -> np.ndarray:
+        """``x_d`` (21, 3) for clamped controls ``c``; equals ``x_s`` at neutral."""
+        if c.is_neutral():
+            return self.x_s
+        source = self.source
+        x_d = transform_keypoints(
+            source.kp,
+            source.pitch + PITCH_SIGN * c.head_pitch,
+            source.yaw + YAW_SIGN * c.head_yaw,
+            source.roll + ROLL_SIGN * c.head_roll,
+            source.exp + expression_delta(c),
+            source.t + np.array([c.head_x, c.head_y, 0.0]) * FACE_WIDTH,
+            source.scale * c.head_scale,
+        )
+        if c.jaw_open > 0 or c.lip_press > 0:
+            x_d += self.lip_delta(target_lip_ratio(source.lip_ratio, c))
+        if c.blink_left > 0 or c.blink_right > 0:
+            x_d += self.eye_delta((c.blink_left, c.blink_right))
+        return self.stitch(x_d)

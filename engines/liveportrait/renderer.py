@@ -20,10 +20,10 @@ from engines.face.portrait import checked_portrait
 from engines.liveportrait.backend import Backend
 from engines.liveportrait.crop import NETWORK_SIZE, PasteBack, crop_image, face_crop
 from engines.liveportrait.mapping import (
+    KeypointDriver,
     Mlp,
     Retargeting,
     SourceState,
-    driving_keypoints,
     open_ratios,
 )
 from engines.liveportrait.weights import FETCH_COMMAND, weights_dir
@@ -40,7 +40,7 @@ def onnx_dir() -> Path:
 
 @dataclass(frozen=True)
 class PreparedPortrait:
-    source: SourceState
+    driver: KeypointDriver
     feature: np.ndarray  # the appearance volume, (1, C, D, 64, 64)
     kp_source: np.ndarray  # (1, 21, 3) float32
     paste: PasteBack
@@ -77,12 +77,12 @@ class LivePortraitRenderer:
         feature = self.backend.run("appearance", {"image": image})["feature"]
         motion = self.backend.run("motion", {"image": image})
         eyes, lip = open_ratios(face.points[:, :2])
-        source = SourceState.from_motion(motion, eyes, lip)
-        kp_source = source.keypoints().astype(np.float32)[None]
+        driver = KeypointDriver(SourceState.from_motion(motion, eyes, lip), self._retargeting)
+        kp_source = driver.x_s.astype(np.float32)[None]
         for fixed in (feature, kp_source):
             fixed.setflags(write=False)  # lets a back end keep them on the GPU between frames
         return PreparedPortrait(
-            source=source,
+            driver=driver,
             feature=feature,
             kp_source=kp_source,
             paste=PasteBack.for_portrait(portrait, crop),
@@ -95,7 +95,7 @@ class LivePortraitRenderer:
 
     def generate(self, prepared: PreparedPortrait, controls: FaceControls) -> np.ndarray:
         """The generator's face crop for ``controls``: ``(3, 512, 512)`` float32 in [0, 1]."""
-        kp_driving = driving_keypoints(prepared.source, controls.clamped(), self._retargeting)
+        kp_driving = prepared.driver.keypoints(controls.clamped())
         inputs = {
             "feature": prepared.feature,
             "kp_driving": kp_driving.astype(np.float32)[None],

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ import numpy as np
 
 from engines.errors import AvatarError, EngineUnavailable, ModelMissing
 from engines.face.model_file import cached_sha256, user_model_dir
-from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS, onnx_path
+from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS, onnx_path, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -172,19 +170,6 @@ def validate_inputs(network: str, inputs: Mapping[str, np.ndarray]) -> dict[str,
             raise ValueError(f"{network} input {name!r} must have shape {shape}, got {array.shape}")
         arrays[name] = np.ascontiguousarray(array, dtype=np.float32)
     return arrays
-
-
-def _write_atomic(path: Path, data: Any) -> None:
-    """Write bytes (or any buffer) to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _prune_stale(engine: Path) -> None:
@@ -389,7 +374,7 @@ def build_engines(
         start = time.monotonic()
         serialized = _build_serialized(trt, source, network, precision, workspace)
         try:
-            _write_atomic(engine, serialized)
+            write_atomically(engine, serialized)
         except OSError as exc:
             raise EngineUnavailable(
                 f"Cannot write the TensorRT engine {engine} ({exc}): free disk space or pass "
