@@ -1,4 +1,5 @@
-# avatar-app: `make demo` renders the demo video, `make test` checks everything.
+# avatar-app: `make demo` opens the app (or, with no display, renders the demo video);
+# `make test` checks everything.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,12 +12,13 @@ DEMO_TEXT := Hello! I am a photo, and now I can talk. Pick your own portrait, pr
 
 .PHONY: demo test lint system-deps test-system-deps clean
 
+# With a display: the desktop app. Without one: the portrait speaks into a video file.
 demo: system-deps $(INSTALLED)
-	@mkdir -p $(dir $(DEMO))
-	$(BIN)/avatar-app render --say "$(DEMO_TEXT)" -o $(DEMO)
-	@if [ -n "$${DISPLAY:-}" ]; then \
-		$(BIN)/avatar-app-window $(DEMO); \
+	@if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
+		$(BIN)/avatar-app; \
 	else \
+		mkdir -p $(dir $(DEMO)) && \
+		$(BIN)/avatar-app render --say "$(DEMO_TEXT)" -o $(DEMO) && \
 		echo "No display: the video is at $(CURDIR)/$(DEMO)"; \
 	fi
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from avatar_app.framing import frame_face
+from avatar_app.process_stats import peak_rss_mb
 from avatar_app.sweep import SWEEP_SECONDS, sweep_controls
 
 SIZES: tuple[tuple[int, int], ...] = ((512, 512), (1280, 720))
@@ -81,14 +81,14 @@ def bench_render(
             "frames": frames,
         }
     del limits
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = peak_rss_mb()
     prepare_ms = max(s["prepare_ms"] for s in sizes.values())
     measured = {
         "render_512x512_ms": sizes["512x512"]["median_ms"],
         "render_1280x720_ms": sizes["1280x720"]["median_ms"],
         # What a user waits for after picking a photo: detection (with the model load) + prepare.
         "prepare_ms": detect_ms + prepare_ms,
-        "peak_rss_mb": peak_rss_mb,
+        "peak_rss_mb": peak_mb,
     }
     return {
         "engine": getattr(renderer, "name", engine),
@@ -96,7 +96,7 @@ def bench_render(
         "detect_ms": _round(detect_ms),
         "prepare_ms": _round(prepare_ms),
         "sizes": sizes,
-        "peak_rss_mb": _round(peak_rss_mb),
+        "peak_rss_mb": _round(peak_mb),
         "targets": {
             key: {"target": limit, "value": _round(measured[key]), "pass": measured[key] <= limit}
             for key, limit in TARGETS.items()

@@ -9,7 +9,6 @@ shapes, and whole frames include the FaceControls mapping and the paste-back.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from avatar_app.bench import machine_info, ms_since
 from avatar_app.framing import frame_face
+from avatar_app.process_stats import peak_rss_mb
 from avatar_app.sweep import sweep_controls
 from engines.errors import EngineUnavailable
 
@@ -84,7 +84,7 @@ def bench_liveportrait(
         "models": str(folder),
         "frames": frames,
         **runs,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "gpu_target_ms": GPU_TARGET_MS,
         "machine": machine_info(),
     }

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from scipy.io import wavfile
 
-from avatar_app.portrait_file import ready_portrait
+from avatar_app.pipeline import builder
+from avatar_app.pipeline.settings import PipelineSettings
 from avatar_app.video_writer import VideoWriter
 from engines.controls import FaceControls
 
@@ -23,12 +24,10 @@ TARGETS = {"track_ms_per_frame": 15.0, "webcam_latency_ms_p95": 60.0}
 
 
 def _driving_frames(seconds: float) -> list[np.ndarray]:
-    ready = ready_portrait(None, (WIDTH, HEIGHT), "fill", "mesh")
-    renderer, prepared = ready.renderer, ready.prepared
+    portrait = builder.ready_portrait(PipelineSettings(size=(WIDTH, HEIGHT), engine="mesh"))
     count = int(seconds * FPS)
     return [
-        renderer.render(
-            prepared,
+        portrait.render(
             FaceControls(head_yaw=15 * np.sin(i / 20), head_pitch=8 * np.sin(i / 13), jaw_open=0.3),
         )
         for i in range(count)
@@ -36,10 +35,7 @@ def _driving_frames(seconds: float) -> list[np.ndarray]:
 
 
 def bench_track(seconds: float = 20.0) -> dict[str, Any]:
-    from avatar_app.live.audio_source import FileAudioSource
-    from avatar_app.live.camera_source import VideoFileSource
-    from avatar_app.live.session import LiveSession, LiveSettings
-    from avatar_app.live.webcam_motion import WebcamMotion
+    from avatar_app.pipeline.session import LiveSession
     from engines.face.tracker import FaceTracker, Neutral, controls_from_face
 
     frames = _driving_frames(10.0)
@@ -61,27 +57,24 @@ def bench_track(seconds: float = 20.0) -> dict[str, Any]:
             for rgb in frames:
                 video.write(rgb)
         wavfile.write(silence, 16000, np.zeros(16000, np.int16))
-        session = LiveSession(
-            LiveSettings(engine="mesh", policy="webcam"),
-            FileAudioSource(silence, loop=True),
-            webcam=WebcamMotion(VideoFileSource(clip, loop=True)),
+        settings = PipelineSettings(
+            engine="mesh", mode="webcam", audio_file=silence, video_file=clip, virtual_camera="off"
         )
-        session.start()
-        time.sleep(seconds)
-        live = session.snapshot()
-        session.stop()
+        with LiveSession(settings) as session:
+            time.sleep(seconds)
+            live = session.snapshot()
     measured = {
         "track_ms_per_frame": float(np.median(steady)),
-        "webcam_latency_ms_p95": float(live.get("webcam_latency_ms_p95", float("nan"))),
+        "webcam_latency_ms_p95": live.webcam_latency_ms_p95 or float("nan"),
     }
     return {
         "track_ms_per_frame_median": round(measured["track_ms_per_frame"], 2),
         "track_ms_per_frame_p95": round(float(np.percentile(steady, 95)), 2),
         "frame_size": f"{WIDTH}x{HEIGHT}",
         "live_seconds": seconds,
-        "live_fps": live["fps"],
-        "webcam_latency_ms_p50": live.get("webcam_latency_ms_p50"),
-        "webcam_latency_ms_p95": live.get("webcam_latency_ms_p95"),
+        "live_fps": live.fps,
+        "webcam_latency_ms_p50": live.webcam_latency_ms_p50,
+        "webcam_latency_ms_p95": live.webcam_latency_ms_p95,
         "latency_detail": "webcam frame capture -> rendered 1280x720 frame handed to the sinks",
         "targets": {
             key: {"target": limit, "value": round(measured[key], 2), "pass": measured[key] <= limit}

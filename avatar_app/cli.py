@@ -9,19 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from avatar_app.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+
 log = logging.getLogger("avatar_app")
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+
+WindowOpener = Callable[[bool], int]
+"""Opens the desktop window (``ui`` passes it in: nothing outside ``ui`` imports Qt)."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, open_window: WindowOpener | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "bench":
         from avatar_app.bench import single_thread_env
@@ -31,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engines.errors import AvatarError
 
     setup_logging(args.verbose)
+    if args.command is None:
+        return run_window(args, open_window)
     try:
         return int(args.run(args))
     except AvatarError as exc:
@@ -43,10 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="avatar-app", description="One portrait photo becomes a live, talking face."
+        prog="avatar-app",
+        description="One portrait photo becomes a live, talking face. With no command, the "
+        "window opens.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--tray", action="store_true", help="with no command: start hidden in the system tray"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     # -v also after the subcommand; SUPPRESS keeps the top-level value when it is absent.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -212,6 +223,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_window(args: argparse.Namespace, open_window: WindowOpener | None) -> int:
+    """The desktop app, where there is a display to show it on and Qt to show it with."""
+    if open_window is None:
+        print(
+            "error: give a command (`avatar-app --help` lists them); the window opens from the "
+            "`avatar-app` program itself.",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    if not _has_display():
+        print(
+            "error: no display to open the window on. Run a command instead, e.g. "
+            '`avatar-app render --say "Hello" -o hello.mp4` or `avatar-app live`; '
+            "`avatar-app --help` lists them.",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    return open_window(args.tray)
+
+
+def _has_display() -> bool:
+    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -223,30 +260,20 @@ def _positive_int(text: str) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from avatar_app.framing import frame_face, parse_size
-    from avatar_app.portrait_file import bundled_portrait_path, load_portrait
-    from avatar_app.sweep import sweep_controls, sweep_frame_count
-    from avatar_app.video_writer import VideoWriter
-    from engines.face.landmarker import detect_face
-    from engines.renderer import create_renderer
+    from avatar_app.framing import parse_size
+    from avatar_app.offline.demo import render_demo
+    from avatar_app.pipeline.settings import PipelineSettings
 
-    size = parse_size(args.size)
-    portrait_path = args.portrait or bundled_portrait_path()
-    rgb = load_portrait(portrait_path)
-    log.info("Portrait %s (%dx%d)", portrait_path, rgb.shape[1], rgb.shape[0])
-    frame, landmarks = frame_face(rgb, detect_face(rgb), size, args.fit)
-    renderer = create_renderer(args.engine)
+    settings = PipelineSettings(
+        portrait=args.portrait,
+        size=parse_size(args.size),
+        fit=args.fit,
+        fps=args.fps,
+        engine=args.engine,
+    )
+    progress = LazyProgress("Rendering")
     started = time.perf_counter()
-    prepared = renderer.prepare(frame, landmarks)
-    log.info("Prepared the %s engine in %.0f ms", renderer.name, _ms_since(started))
-
-    total = sweep_frame_count(args.fps)
-    progress = Progress(total, "Rendering")
-    started = time.perf_counter()
-    with VideoWriter(args.output, size[0], size[1], args.fps) as video:
-        for i in range(total):
-            video.write(renderer.render(prepared, sweep_controls(i / args.fps)))
-            progress.update(i + 1)
+    total = render_demo(args.output, settings, progress)
     progress.finish()
     seconds = time.perf_counter() - started
     print(
@@ -260,21 +287,25 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     from avatar_app.audio_file import load_audio
     from avatar_app.framing import parse_size
-    from avatar_app.talk_render import TalkSettings, render_talking, spoken_text
+    from avatar_app.offline.talk import render_talking, spoken_text
+    from avatar_app.pipeline.settings import PipelineSettings
 
-    settings = TalkSettings(
+    settings = PipelineSettings(
+        portrait=args.portrait,
         size=parse_size(args.size),
         fit=args.fit,
         fps=args.fps,
         engine=args.engine,
+        mode="audio",
         lookahead=args.lookahead / 1000.0,
-        vad_aggressiveness=None if args.vad == "off" else int(args.vad),
+        vad_aggressiveness=2 if args.vad == "off" else int(args.vad),
+        push_to_talk="always" if args.vad == "off" else "vad",
         seed=args.seed,
     )
     audio = spoken_text(args.say, args.voice) if args.say else load_audio(args.audio)
     progress = LazyProgress("Rendering")
     started = time.perf_counter()
-    frames = render_talking(audio, args.output, args.portrait, settings, progress)
+    frames = render_talking(audio, args.output, settings, progress)
     progress.finish()
     seconds = time.perf_counter() - started
     print(
@@ -301,17 +332,19 @@ def run_bench_render(args: argparse.Namespace) -> int:
 
 
 def run_drive(args: argparse.Namespace) -> int:
-    from avatar_app.drive_render import DriveSettings, render_driven
     from avatar_app.framing import parse_size
+    from avatar_app.offline.drive import render_driven
+    from avatar_app.pipeline.settings import PipelineSettings
 
-    settings = DriveSettings(
+    settings = PipelineSettings(
+        portrait=args.portrait,
         size=parse_size(args.size),
         fit=args.fit,
         engine=args.engine,
-        neutral_frame=args.neutral_frame,
+        mode="webcam",
     )
     progress = LazyProgress("Rendering")
-    frames = render_driven(args.video, args.output, args.portrait, settings, progress)
+    frames = render_driven(args.video, args.output, settings, args.neutral_frame, progress)
     progress.finish()
     print(f"Wrote {args.output} ({frames} frames)", file=sys.stderr)
     return 0
@@ -421,9 +454,14 @@ def run_engines_export(args: argparse.Namespace) -> int:
 
 def run_engines_build_trt(args: argparse.Namespace) -> int:
     from engines.liveportrait.renderer import onnx_dir
-    from engines.liveportrait.tensorrt_backend import run_build_trt
+    from engines.liveportrait.tensorrt_backend import build_engines
 
-    return run_build_trt(onnx_dir(), fp16=not args.fp32)
+    engines = build_engines(
+        onnx_dir(), fp16=not args.fp32, progress=lambda line: print(line, file=sys.stderr)
+    )
+    folder = next(iter(engines.values())).parent
+    print(f"{len(engines)} TensorRT engines ready in {folder}", file=sys.stderr)
+    return 0
 
 
 class Progress:
@@ -473,10 +511,6 @@ class LazyProgress:
     def finish(self) -> None:
         if self.bar is not None:
             self.bar.finish()
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 
 from engines.errors import ModelMissing
 from engines.face import model_file
-from engines.face.model_file import sha256_of
 from engines.liveportrait import weights
+from engines.model_cache import sha256_of, user_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 def fetch_face_landmarker(progress: Progress | None = None) -> Path:
     """Download Google's face_landmarker.task into the user model cache; return its path."""
-    dest = model_file.user_model_dir() / model_file.FILE_NAME
+    dest = user_model_dir() / model_file.FILE_NAME
     return fetch_file(model_file.URL, dest, model_file.SHA256, progress)
 
 

@@ -11,9 +11,7 @@ import logging
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -155,26 +153,3 @@ def _too_big(path: Path) -> PortraitError:
         "avatar-app reads. Save a smaller copy (for example 4000 px on its longer side) and "
         "pick that."
     )
-
-
-@dataclass(frozen=True)
-class ReadyPortrait:
-    """A portrait framed at the output size and prepared once for one renderer."""
-
-    renderer: Any
-    prepared: Any
-    frame: np.ndarray  # the framed photo: what neutral controls render
-
-
-def ready_portrait(
-    path: Path | None, size: tuple[int, int], fit: Literal["fill", "fit"], engine: str
-) -> ReadyPortrait:
-    """Load ``path`` (default: the bundled photo), find the face, frame it, prepare the engine."""
-    from avatar_app.framing import frame_face
-    from engines.face.landmarker import detect_face
-    from engines.renderer import create_renderer
-
-    photo = load_portrait(path or bundled_portrait_path())
-    frame, landmarks = frame_face(photo, detect_face(photo), size, fit)
-    renderer = create_renderer(engine)
-    return ReadyPortrait(renderer, renderer.prepare(frame, landmarks), frame)

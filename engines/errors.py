@@ -23,3 +23,12 @@ class DeviceError(AvatarError):
 
 class RecordingError(AvatarError):
     """A video file cannot be written (missing folder, no permission, full disk, ...)."""
+
+
+class VirtualCameraUnavailable(DeviceError):
+    """No virtual camera can be opened (no v4l2loopback device, no OBS camera, ...)."""
+
+
+class HotkeyUnavailable(AvatarError):
+    """A global push-to-talk hotkey cannot work in this session (Wayland, no X display, no
+    macOS permission, ...); the message says why and that the window-focused key still works."""

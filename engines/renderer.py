@@ -8,33 +8,57 @@ in registration order and, when all fail, raises one error listing every reason.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from engines.controls import FaceControls
-from engines.errors import EngineUnavailable
+from engines.errors import AvatarError, EngineUnavailable
 from engines.face.landmarker import FaceLandmarks
 
+Prepared = TypeVar("Prepared")
 
-class Renderer(Protocol):
+
+class Renderer(Protocol[Prepared]):
+    """Generic over what ``prepare`` returns, so ``render`` only takes what its own ``prepare``
+    made (``MeshRenderer`` is a ``Renderer[PreparedMesh]``)."""
+
     name: str
 
-    def prepare(self, portrait_rgb: np.ndarray, landmarks: FaceLandmarks | None = None) -> Any:
+    def prepare(self, portrait_rgb: np.ndarray, landmarks: FaceLandmarks | None = None) -> Prepared:
         """Analyse the portrait once (HxWx3 uint8 RGB); detect the face unless given."""
         ...
 
-    def render(self, prepared: Any, controls: FaceControls) -> np.ndarray:
+    def render(self, prepared: Prepared, controls: FaceControls) -> np.ndarray:
         """One frame: HxWx3 uint8 RGB, the portrait's size, for any controls (clamped)."""
         ...
 
 
-_FACTORIES: dict[str, Callable[[], Renderer]] = {}
+# The registry picks engines by name at run time, so their prepared types are not known here;
+# ``ReadyPortrait`` (avatar_app.pipeline.portrait) binds a renderer to its own prepared value.
+AnyRenderer = Renderer[Any]
+_FACTORIES: dict[str, Callable[[], AnyRenderer]] = {}
+_CHECKS: dict[str, Callable[[], None]] = {}
 
 
-def register_renderer(name: str, factory: Callable[[], Renderer]) -> None:
-    """Register a factory; it raises EngineUnavailable when it cannot run here."""
+def register_renderer(
+    name: str, factory: Callable[[], AnyRenderer], check: Callable[[], None] | None = None
+) -> None:
+    """Register a factory; it raises EngineUnavailable when it cannot run here. ``check``, if
+    given, raises the same without loading anything (for pickers that list every engine)."""
     _FACTORIES[name] = factory
+    if check is not None:
+        _CHECKS[name] = check
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why engine ``name`` cannot run here, or None when it can (cheap where it has a check)."""
+    _register_builtin()
+    try:
+        _CHECKS.get(name, lambda: None)() if name in _CHECKS else create_renderer(name)
+    except AvatarError as exc:
+        return str(exc)
+    return None
 
 
 def renderer_names() -> list[str]:
@@ -42,7 +66,7 @@ def renderer_names() -> list[str]:
     return list(_FACTORIES)
 
 
-def create_renderer(name: str = "auto") -> Renderer:
+def create_renderer(name: str = "auto") -> AnyRenderer:
     _register_builtin()
     if name != "auto":
         if name not in _FACTORIES:
@@ -67,5 +91,9 @@ def _register_builtin() -> None:
     if "liveportrait" not in _FACTORIES:
         from engines.liveportrait import renderer as liveportrait
 
-        register_renderer("liveportrait", liveportrait.create_onnxruntime)
-        register_renderer("liveportrait-trt", liveportrait.create_tensorrt)
+        register_renderer(
+            "liveportrait", liveportrait.create_onnxruntime, liveportrait.check_onnxruntime
+        )
+        register_renderer(
+            "liveportrait-trt", liveportrait.create_tensorrt, liveportrait.check_tensorrt
+        )

@@ -5,21 +5,26 @@
 #   libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3  needed by PySide6 (Qt) windows
 #   libportaudio2     the microphone in live mode (sounddevice)
 #   python3-venv      lets `python3 -m venv` create .venv on Debian
+#   gcc python3-dev   build evdev, which pynput (the global push-to-talk hotkey, gui extra)
+#                     needs on Linux and which PyPI has no wheels of
 # --test:
 #   ffmpeg            ffprobe checks the videos the tests write
 #   festival festvox-kallpc16k festvox-us-slt-hts  a second speech synthesiser for training
 #   alsa-utils        ships short recordings of a real human voice ("Front Left", ...)
 #   pulseaudio pulseaudio-utils libasound2-plugins  a real sound server for the microphone
 #                     end-to-end tests (a null sink played into with paplay)
+#   xvfb xdotool xterm  the global push-to-talk hotkey end-to-end test: an X server, XTest
+#                     key presses, and another app holding the keyboard focus
 # --train (adds to --test):
 #   asterisk-core-sounds-en-g722 asterisk-core-sounds-en  ~500 recorded voice prompts with
 #                     their transcripts: real human speech for training and measuring
 set -euo pipefail
 
-packages=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libportaudio2)
+packages=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libportaudio2
+    gcc python3-dev)
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--train" ]; then
     packages+=(ffmpeg festival festvox-kallpc16k festvox-us-slt-hts alsa-utils
-        pulseaudio pulseaudio-utils libasound2-plugins)
+        pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool xterm)
 fi
 if [ "${1:-}" = "--train" ]; then
     packages+=(asterisk-core-sounds-en-g722 asterisk-core-sounds-en)

@@ -77,8 +77,3 @@ def iris_offset(face: FaceLandmarks, axis: int) -> float:
 def eye_distance(face: FaceLandmarks) -> float:
     p = face.points[:, :2]
     return float(np.linalg.norm(p[topo.RIGHT_IRIS_CENTER] - p[topo.LEFT_IRIS_CENTER]))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))

@@ -77,6 +77,7 @@ def test_bench_prints_json_with_every_key() -> None:
     assert result["machine"]["cpu_count"] >= 1
     assert result["peak_rss_mb"] > 10
     talking = result["talking_video"]
+    assert talking["audio"].startswith("espeak-ng")
     assert talking["frames"] == pytest.approx(talking["audio_seconds"] * 25, abs=1)
     assert talking["seconds_per_audio_second"] > 0
 
@@ -89,7 +90,8 @@ def test_bench_speech_prints_cost_lookahead_and_accuracy() -> None:
     assert result["lookahead_ms"] == pytest.approx(52.5)
     assert result["model_ms_per_audio_second"] > 0
     assert result["video_frames"] == 75
-    assert "espeak_unseen_voices/clean" in result["held_out_accuracy"]
+    assert "espeak_unseen_voices/clean" in result["from_model_card"]["held_out_accuracy"]
+    assert result["audio"].startswith("espeak-ng")  # real (synthetic) speech, not a buzz
 
 
 def test_missing_portrait_is_an_error_not_a_traceback(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from engines.face.landmarker import (
     detect_face,
 )
 from engines.image import BACKGROUND, to_rgb8
+from engines.model_cache import cached_sha256, user_model_dir
+from engines.resources import resources_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -159,16 +161,23 @@ def test_closed_landmarker_refuses_work_and_close_is_idempotent(astronaut: np.nd
         landmarker.detect_all(astronaut)
 
 
-def test_unclosed_landmarker_exits_quietly(tmp_path: Path) -> None:
-    """No mediapipe TypeError at interpreter exit and no absl chatter on stderr."""
-    script = tmp_path / "leak.py"
-    script.write_text(
-        "import numpy as np\n"
+@pytest.mark.parametrize(
+    "make_and_use",
+    [
         "from engines.face.landmarker import FaceLandmarker\n"
         "kept = FaceLandmarker()\n"
-        "kept.detect_all(np.zeros((64, 64, 3), np.uint8))\n"
-        "print('done')\n"
-    )
+        "kept.detect_all(np.zeros((64, 64, 3), np.uint8))\n",
+        "from engines.face.tracker import FaceTracker\n"
+        "kept = FaceTracker()\n"
+        "kept.track(np.zeros((64, 64, 3), np.uint8), 1)\n",
+    ],
+    ids=["image", "video"],
+)
+def test_unclosed_landmarker_exits_quietly(tmp_path: Path, make_and_use: str) -> None:
+    """No mediapipe TypeError at interpreter exit and no absl chatter on stderr, for still
+    images and for video tracking alike."""
+    script = tmp_path / "leak.py"
+    script.write_text(f"import numpy as np\n{make_and_use}print('done')\n")
     result = subprocess.run(
         [sys.executable, "-W", "error", str(script)],
         cwd=REPO,
@@ -190,7 +199,7 @@ def test_bundled_model_is_found_and_verified() -> None:
     path = model_file.face_landmarker_path()
     assert path.name == model_file.FILE_NAME
     assert path.stat().st_size == model_file.SIZE
-    assert model_file.cached_sha256(path) == model_file.SHA256
+    assert cached_sha256(path) == model_file.SHA256
 
 
 def test_override_pointing_nowhere_says_how_to_fix(
@@ -214,13 +223,13 @@ def test_override_with_wrong_content_is_rejected(
 def test_user_cache_is_used_when_the_bundled_copy_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundled = model_file.resources_dir() / "models" / model_file.FILE_NAME
+    bundled = resources_dir() / "models" / model_file.FILE_NAME
     monkeypatch.setenv("AVATAR_APP_RESOURCES", str(tmp_path / "empty-resources"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(model_file.ENV_VAR, raising=False)
     with pytest.raises(ModelMissing, match="download it from"):
         model_file.face_landmarker_path()
-    cached = model_file.user_model_dir() / model_file.FILE_NAME
+    cached = user_model_dir() / model_file.FILE_NAME
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"damaged")
     with pytest.raises(ModelMissing, match="Damaged copies"):

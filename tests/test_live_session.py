@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -10,15 +11,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from avatar_app.live.audio_source import FileAudioSource
-from avatar_app.live.session import LiveSession, LiveSettings
+from avatar_app.pipeline import builder
+from avatar_app.pipeline.frames import RenderedFrame
+from avatar_app.pipeline.session import LiveSession
+from avatar_app.pipeline.settings import PipelineSettings
 from engines.speech.features import RATE
 from tests.speech_audio import spoken
 
@@ -33,8 +37,8 @@ class CollectingSink:
         self.frames: list[tuple[int, tuple[int, ...], str]] = []
         self.stopped = False
 
-    def submit(self, rgb: np.ndarray, pts_ns: int) -> None:
-        self.frames.append((pts_ns, rgb.shape, str(rgb.dtype)))
+    def submit(self, frame: RenderedFrame) -> None:
+        self.frames.append((frame.shaped_ns, frame.rgb.shape, str(frame.rgb.dtype)))
 
     def stop(self) -> None:
         self.stopped = True
@@ -48,9 +52,15 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _settings(wav: Path, **changes: Any) -> PipelineSettings:
+    plain = PipelineSettings(
+        size=SIZE, fps=FPS, engine="mesh", audio_file=wav, virtual_camera="off"
+    )
+    return replace(plain, **changes)
+
+
 def _session(wav: Path, sinks: list | None = None) -> LiveSession:  # type: ignore[type-arg]
-    settings = LiveSettings(size=SIZE, fps=FPS, engine="mesh")
-    return LiveSession(settings, FileAudioSource(wav, loop=True), sinks)
+    return LiveSession(_settings(wav), sinks or [])
 
 
 def _run_for(session: LiveSession, seconds: float, every: float = 0.02) -> list[float]:
@@ -60,7 +70,7 @@ def _run_for(session: LiveSession, seconds: float, every: float = 0.02) -> list[
     try:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            jaw.append(session.latest_controls.jaw_open)
+            jaw.append(session.latest_spoken.mouth.jaw_open)
             time.sleep(every)
     finally:
         session.stop()
@@ -76,10 +86,10 @@ def test_frames_of_the_right_size_at_the_right_rate(speech_wav: Path) -> None:
     assert {shape for _, shape, _ in sink.frames} == {(SIZE[1], SIZE[0], 3)}
     assert {dtype for _, _, dtype in sink.frames} == {"uint8"}
     # Every tick is either delivered or counted as dropped; none vanish.
-    ticks = stats["frames"] + stats["dropped"]
+    ticks = stats.frames + stats.dropped
     assert abs(ticks - 2.0 * FPS) <= 0.25 * 2.0 * FPS
-    assert stats["frames"] == len(sink.frames)
-    assert stats["latency_ms_p50"] > 0
+    assert stats.frames == len(sink.frames)
+    assert stats.latency_ms_p50 is not None and stats.latency_ms_p50 > 0
 
 
 def test_speech_opens_the_mouth_and_push_to_talk_keeps_it_shut(speech_wav: Path) -> None:
@@ -91,33 +101,45 @@ def test_speech_opens_the_mouth_and_push_to_talk_keeps_it_shut(speech_wav: Path)
     assert max(muted) < 0.02
 
 
-def test_a_failing_renderer_or_source_does_not_end_the_session(speech_wav: Path) -> None:
+def test_a_failing_renderer_or_source_does_not_end_the_session(
+    speech_wav: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"render": 0, "read": 0}
+    ready_portrait, audio_source = builder.ready_portrait, builder.audio_source
+
+    def flaky_portrait(settings: PipelineSettings) -> object:
+        ready = ready_portrait(settings)
+
+        def render(controls: object) -> np.ndarray:
+            calls["render"] += 1
+            if calls["render"] % 5 == 0:
+                raise RuntimeError("injected render fault")
+            return ready.render(controls)  # type: ignore[arg-type]
+
+        return dataclasses.replace(ready, _render=render)
+
+    def flaky_audio(settings: PipelineSettings) -> object:
+        source = audio_source(settings)
+        read = source.read
+
+        def flaky_read(timeout: float | None = None) -> object:
+            calls["read"] += 1
+            if calls["read"] % 40 == 0:
+                raise OSError("injected source fault")
+            return read(timeout)
+
+        source.read = flaky_read  # type: ignore[method-assign]
+        return source
+
+    monkeypatch.setattr(builder, "ready_portrait", flaky_portrait)
+    monkeypatch.setattr(builder, "audio_source", flaky_audio)
     sink = CollectingSink()
     session = _session(speech_wav, [sink])
-    render = session.renderer.render
-    calls = {"render": 0, "read": 0}
-
-    def flaky_render(prepared: object, controls: object) -> np.ndarray:
-        calls["render"] += 1
-        if calls["render"] % 5 == 0:
-            raise RuntimeError("injected render fault")
-        return render(prepared, controls)  # type: ignore[arg-type]
-
-    read = session.audio.read
-
-    def flaky_read(timeout: float) -> object:
-        calls["read"] += 1
-        if calls["read"] % 40 == 0:
-            raise OSError("injected source fault")
-        return read(timeout)
-
-    session.renderer.render = flaky_render  # type: ignore[method-assign]
-    session.audio.read = flaky_read  # type: ignore[method-assign]
     _run_for(session, 2.0)
     stats = session.snapshot()
-    assert stats["render_errors"] >= 5
-    assert stats["source_errors"] >= 1
-    assert stats["frames"] == len(sink.frames) >= 0.7 * 2.0 * FPS
+    assert stats.render_errors >= 5
+    assert stats.source_errors >= 1
+    assert stats.frames == len(sink.frames) >= 0.7 * 2.0 * FPS
 
 
 def _probe(path: Path) -> dict:  # type: ignore[type-arg]
@@ -135,7 +157,7 @@ def test_recording_has_both_streams_of_equal_length(speech_wav: Path, tmp_path: 
     session.start()
     try:
         time.sleep(0.3)
-        session.start_recording(tmp_path / "rec.mp4")
+        session.start_recording(tmp_path / "rec.mp4").result(timeout=10)
         time.sleep(2.5)
     finally:
         session.stop()
@@ -202,20 +224,19 @@ def test_the_virtual_camera_gets_frames_and_a_stalled_one_slows_nothing_else(
     speech_wav: Path, delay: float
 ) -> None:
     pyvirtualcam = pytest.importorskip("pyvirtualcam")
-    from avatar_app.live.virtual_camera import VirtualCameraSink
-
     SlowCameraBackend.delay, SlowCameraBackend.frames = delay, []
     pyvirtualcam.register_backend("avatar-slow-test", SlowCameraBackend)
     try:
-        camera = VirtualCameraSink(*SIZE, FPS, backend="avatar-slow-test")
-        camera.start()
-        session = _session(speech_wav, [camera])
+        settings = _settings(
+            speech_wav, virtual_camera="auto", virtual_camera_backend="avatar-slow-test"
+        )
+        session = LiveSession(settings)
         _run_for(session, 2.0)
     finally:
         del pyvirtualcam.camera.BACKENDS["avatar-slow-test"]
     stats = session.snapshot()
-    assert stats["frames"] + stats["dropped"] >= 0.75 * 2.0 * FPS
-    assert stats["frames"] >= 0.75 * 2.0 * FPS  # the render thread never waits for the camera
+    assert stats.frames + stats.dropped >= 0.75 * 2.0 * FPS
+    assert stats.frames >= 0.75 * 2.0 * FPS  # the render thread never waits for the camera
     frames = SlowCameraBackend.frames
     assert frames and {f.shape for f in frames} == {(SIZE[1], SIZE[0], 3)}
     if delay == 0.0:
@@ -261,15 +282,17 @@ def test_speech_played_into_pulseaudio_opens_the_mouth_after_its_onset(speech_wa
     from tests.pulse import pulse_server, sounddevice_via
 
     with pulse_server() as server, sounddevice_via(server):
-        mic = MicrophoneSource(device="pulse")
-        session = LiveSession(LiveSettings(size=SIZE, fps=FPS, engine="mesh"), mic)
+        settings = replace(_settings(speech_wav), audio_file=None, microphone="pulse")
+        session = LiveSession(settings)
         session.start()
         try:
+            mic = session._audio
+            assert isinstance(mic, MicrophoneSource)
             _wait_until_steady(mic)
-            quiet = [session.latest_controls.jaw_open for _ in _ticks(1.0)]
+            quiet = [session.latest_spoken.mouth.jaw_open for _ in _ticks(1.0)]
             launched = time.monotonic()
             player = server.play_wav(speech_wav)
-            heard = [(time.monotonic() - launched, session.latest_controls.jaw_open)
+            heard = [(time.monotonic() - launched, session.latest_spoken.mouth.jaw_open)
                      for _ in _ticks(4.0)]  # fmt: skip
             player.communicate(timeout=10)
         finally:
@@ -310,16 +333,17 @@ def test_recording_stops_and_restarts_while_live_and_a_full_disk_only_ends_the_r
     session = _session(speech_wav, [sink])
     session.start()
     try:
-        session.start_recording(tmp_path / "first.mp4")
+        session.start_recording(tmp_path / "first.mp4").result(timeout=10)
         time.sleep(1.0)
-        session.stop_recording()
-        session.start_recording(Path("/dev/full"))  # every write fails with ENOSPC
+        session.stop_recording().result(timeout=10)
+        # Every write to /dev/full fails with ENOSPC.
+        session.start_recording(Path("/dev/full")).result(timeout=10)
         deadline = time.monotonic() + 20
-        while session.snapshot()["recording_error"] is None and time.monotonic() < deadline:
+        while session.snapshot().recording_error is None and time.monotonic() < deadline:
             time.sleep(0.1)
         frames_then = len(sink.frames)
         time.sleep(0.5)
-        error = session.snapshot()["recording_error"]
+        error = session.snapshot().recording_error
     finally:
         session.stop()
     assert error is not None and "disk is full" in error

@@ -58,20 +58,20 @@ def test_holding_space_lets_the_mouth_move_and_releasing_shuts_it(
         jaw: list[float] = []
 
         def sample() -> bool:
-            jaw.append(session.latest_controls.jaw_open)
+            jaw.append(session.latest_spoken.mouth.jaw_open)
             return False
 
         _process_until(app, sample, 1.5)
         assert max(jaw) < 0.02  # key not held: mouth shut while the file speaks
         QtTest.QTest.keyPress(window, QtCore.Qt.Key.Key_Space)
-        assert _process_until(app, lambda: session.latest_controls.jaw_open > 0.2, 6)
+        assert _process_until(app, lambda: session.latest_spoken.mouth.jaw_open > 0.2, 6)
         assert "talking" in window.status.text()
         QtTest.QTest.keyRelease(window, QtCore.Qt.Key.Key_Space)
         released = time.monotonic()
         _process_until(app, lambda: time.monotonic() - released > 0.3, 1)
         after: list[float] = []
-        _process_until(app, lambda: after.append(session.latest_controls.jaw_open) or False, 1)
+        _process_until(app, lambda: after.append(session.latest_spoken.mouth.jaw_open) or False, 1)
         assert max(after) < 0.02
     finally:
         window.close()
-    assert session.snapshot()["frames"] > 0
+    assert session.snapshot().frames > 0

@@ -11,6 +11,7 @@ import pytest
 from avatar_app.model_fetch import fetch_face_landmarker, fetch_file
 from engines.errors import ModelMissing
 from engines.face import model_file
+from engines.model_cache import cached_sha256, sha256_of, user_model_dir
 from tests.http_site import Site, closed_port, serve
 
 PAYLOAD = bytes(range(256)) * 1024  # 256 KiB
@@ -109,3 +110,15 @@ def test_face_landmarker_lands_in_the_user_cache_where_it_is_found(
     path = fetch_face_landmarker()
     assert path == tmp_path / "cache" / "avatar-app" / "models" / model_file.FILE_NAME
     assert model_file.face_landmarker_path() == path
+
+
+def test_the_model_cache_hashes_a_file_again_only_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert user_model_dir() == tmp_path / "cache" / "avatar-app" / "models"
+    path = tmp_path / "model.bin"
+    path.write_bytes(PAYLOAD)
+    assert sha256_of(path) == cached_sha256(path) == PAYLOAD_SHA
+    path.write_bytes(b"another model")
+    assert cached_sha256(path) == hashlib.sha256(b"another model").hexdigest()

@@ -13,7 +13,7 @@ from PIL import Image
 from avatar_app.portrait_file import MAX_SIDE, bundled_portrait_path, load_portrait
 from engines.errors import PortraitError
 from engines.face.landmarker import FaceLandmarker, detect_face
-from engines.face.model_file import sha256_of
+from engines.model_cache import sha256_of
 
 ORIENTATION = 0x0112
 

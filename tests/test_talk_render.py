@@ -13,7 +13,8 @@ import pytest
 from scipy.io import wavfile
 
 from avatar_app.audio_file import load_audio
-from avatar_app.talk_render import TalkSettings, render_talking
+from avatar_app.offline.talk import render_talking
+from avatar_app.pipeline.settings import PipelineSettings
 from engines.face.landmarker import FaceLandmarker
 from engines.speech.features import RATE
 from tests.face_metrics import face_height, inner_lip_gap, mouth_width
@@ -30,7 +31,7 @@ def talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, li
     wav = folder / "speech.wav"
     wavfile.write(wav, RATE, (audio * 32767).astype(np.int16))
     video = folder / "talk.mp4"
-    render_talking(load_audio(wav), video, settings=TalkSettings(size=(384, 384), fps=FPS))
+    render_talking(load_audio(wav), video, settings=PipelineSettings(size=(384, 384), fps=FPS))
     return video, audio, phones
 
 
@@ -91,7 +92,7 @@ def _render_and_measure(
     wav = folder / "speech.wav"
     wavfile.write(wav, RATE, (audio * 32767).astype(np.int16))
     video = folder / "talk.mp4"
-    render_talking(load_audio(wav), video, settings=TalkSettings(size=(384, 384), fps=FPS))
+    render_talking(load_audio(wav), video, settings=PipelineSettings(size=(384, 384), fps=FPS))
     gaps, widths = [], []
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):

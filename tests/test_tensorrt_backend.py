@@ -18,9 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from avatar_app import cli
+from avatar_app.exit_codes import EXIT_USER_ERROR
 from engines.errors import EngineUnavailable, ModelMissing
 from engines.liveportrait import tensorrt_backend as tb
 from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS
+from engines.liveportrait.renderer import ONNX_ENV_VAR
 
 KEY: dict[str, Any] = {
     "gpu_name": "NVIDIA GeForce RTX 3090",
@@ -289,7 +292,8 @@ def test_missing_tensorrt_says_how_to_install(
         tb.import_tensorrt()
     with pytest.raises(EngineUnavailable, match="TensorRT is not installed"):
         tb.TensorRTBackend(tmp_path)
-    assert tb.run_build_trt(tmp_path, fp16=True) == 2
+    monkeypatch.setenv(ONNX_ENV_VAR, str(tmp_path))
+    assert cli.main(["engines", "build-trt"]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith("error: TensorRT is not installed")
     assert "pip install" in err
@@ -392,13 +396,17 @@ def test_build_command_prints_progress_and_errors(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """``avatar-app engines build-trt``: the engine only reports progress; the CLI prints it."""
     monkeypatch.setattr(tb, "default_cache_dir", lambda: fake_build["cache"])
-    assert tb.run_build_trt(fake_build["onnx_dir"], fp16=True) == 0
-    out = capsys.readouterr().out
-    assert "generator: building a fp16 engine" in out
-    assert f"{len(RENDER_NETWORKS)} TensorRT engines ready" in out
+    monkeypatch.setenv(ONNX_ENV_VAR, str(fake_build["onnx_dir"]))
+    assert cli.main(["engines", "build-trt"]) == 0
+    err = capsys.readouterr().err
+    assert "generator: building a fp16 engine" in err
+    assert f"{len(RENDER_NETWORKS)} TensorRT engines ready in {fake_build['cache']}" in err
+    assert cli.main(["engines", "build-trt", "--fp32"]) == 0
+    assert "generator: building a fp32 engine" in capsys.readouterr().err
     (fake_build["onnx_dir"] / "eye.onnx").unlink()
-    assert tb.run_build_trt(fake_build["onnx_dir"], fp16=True) == 2
+    assert cli.main(["engines", "build-trt"]) == EXIT_USER_ERROR
     assert capsys.readouterr().err.startswith("error: No exported LivePortrait network")
 
 

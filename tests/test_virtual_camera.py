@@ -23,6 +23,7 @@ from avatar_app.live.virtual_camera import (  # noqa: E402
     open_fix,
     virtual_camera_backends,
 )
+from avatar_app.pipeline.frames import RenderedFrame  # noqa: E402
 from engines.errors import DeviceError  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 64, 48, 30
@@ -92,6 +93,11 @@ def _solid(colour: tuple[int, int, int]) -> np.ndarray:
     return frame
 
 
+def _frame(rgb: np.ndarray) -> RenderedFrame:
+    now = time.monotonic_ns()
+    return RenderedFrame(rgb, due_ns=now, heard_ns=now)
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -101,7 +107,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def test_red_arrives_as_red_in_rgb_order(backend: type[RecordingBackend]) -> None:
     with _sink() as sink:
-        sink.submit(_solid(RED), time.monotonic_ns())
+        sink.submit(_frame(_solid(RED)))
         fake = backend.instances[0]
         _wait_for(lambda: any((f == RED).all() for f in fake.snapshot()))
     assert decode_fourcc(fake.fourcc) == pyvirtualcam.PixelFormat.RGB.value
@@ -116,7 +122,7 @@ def test_sends_at_about_the_frame_rate_and_repeats_the_last_frame(
     backend: type[RecordingBackend],
 ) -> None:
     with _sink() as sink:
-        sink.submit(_solid(BLUE), time.monotonic_ns())
+        sink.submit(_frame(_solid(BLUE)))
         time.sleep(1.0)
     stats = sink.stats()
     frames = backend.instances[0].snapshot()
@@ -140,7 +146,7 @@ def test_latency_stats_are_populated(backend: type[RecordingBackend]) -> None:
     with _sink() as sink:
         assert sink.stats()["latency_ms_p50"] is None
         for colour in (RED, BLUE, RED):
-            sink.submit(_solid(colour), time.monotonic_ns())
+            sink.submit(_frame(_solid(colour)))
             time.sleep(0.1)
         _wait_for(lambda: sink.stats()["latency_ms_p50"] is not None)
         stats = sink.stats()
@@ -155,7 +161,7 @@ def test_a_failing_send_is_counted_and_the_sink_keeps_going(
     backend.failures_to_come = 5
     with caplog.at_level(logging.WARNING), _sink() as sink:
         _wait_for(lambda: sink.stats()["sent"] >= 3)
-        sink.submit(_solid(RED), time.monotonic_ns())
+        sink.submit(_frame(_solid(RED)))
         fake = backend.instances[0]
         _wait_for(lambda: any((f == RED).all() for f in fake.snapshot()))
         assert sink.running
@@ -168,7 +174,7 @@ def test_test_pattern_moves_and_ignores_submitted_frames(
     backend: type[RecordingBackend],
 ) -> None:
     with _sink(test_pattern=True) as sink:
-        sink.submit(_solid(RED), time.monotonic_ns())
+        sink.submit(_frame(_solid(RED)))
         fake = backend.instances[0]
         _wait_for(lambda: len(fake.snapshot()) >= 6)
         stats = sink.stats()
@@ -208,7 +214,7 @@ def test_stop_is_idempotent_and_closes_the_camera(backend: type[RecordingBackend
 )
 def test_submit_rejects_frames_of_the_wrong_kind(frame: np.ndarray) -> None:
     with pytest.raises(ValueError, match="uint8 RGB"):
-        _sink().submit(frame, 0)
+        _sink().submit(RenderedFrame(frame, 0))
 
 
 def test_the_fake_backend_is_listed(backend: type[RecordingBackend]) -> None:
@@ -238,4 +244,4 @@ def test_default_backend_without_a_device_names_the_fix() -> None:
 
 @pytest.mark.parametrize("system", ["Windows", "Darwin"])
 def test_the_fix_elsewhere_points_to_obs(system: str) -> None:
-    assert "OBS Studio (30+)" in open_fix(system)
+    assert "OBS Studio 30 or newer" in open_fix(system)

@@ -9,8 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from avatar_app.drive_render import DriveSettings, render_driven
 from avatar_app.framing import frame_face
+from avatar_app.offline.drive import render_driven
+from avatar_app.pipeline.settings import PipelineSettings
 from avatar_app.video_writer import VideoWriter
 from engines.controls import FaceControls
 from engines.face.landmarker import FaceLandmarker
@@ -51,7 +52,7 @@ def test_drive_makes_the_portrait_turn_with_the_clip(
     driving_clip: Path, tmp_path: Path, landmarker: FaceLandmarker
 ) -> None:
     out = tmp_path / "driven.mp4"
-    frames = render_driven(driving_clip, out, settings=DriveSettings(size=(SIZE, SIZE)))
+    frames = render_driven(driving_clip, out, settings=PipelineSettings(size=(SIZE, SIZE)))
     assert frames == int(SECONDS * FPS)
     decoded = _decoded(out)
     assert len(decoded) == frames
@@ -74,17 +75,20 @@ def test_a_live_session_follows_a_video_file_as_its_webcam(
 ) -> None:
     from scipy.io import wavfile
 
-    from avatar_app.live.audio_source import FileAudioSource
-    from avatar_app.live.camera_source import VideoFileSource
-    from avatar_app.live.session import LiveSession, LiveSettings
-    from avatar_app.live.webcam_motion import WebcamMotion
+    from avatar_app.pipeline.session import LiveSession
 
     silence = tmp_path / "silence.wav"
     wavfile.write(silence, 16000, np.zeros(16000, np.int16))
     session = LiveSession(
-        LiveSettings(size=(SIZE, SIZE), fps=FPS, engine="mesh", policy="webcam"),
-        FileAudioSource(silence, loop=True),
-        webcam=WebcamMotion(VideoFileSource(driving_clip, loop=True)),
+        PipelineSettings(
+            size=(SIZE, SIZE),
+            fps=FPS,
+            engine="mesh",
+            mode="webcam",
+            audio_file=silence,
+            video_file=driving_clip,
+            virtual_camera="off",
+        )
     )
     yaws = []
     session.start()
@@ -97,7 +101,7 @@ def test_a_live_session_follows_a_video_file_as_its_webcam(
         session.stop()
     stats = session.snapshot()
     assert max(yaws) > 8.0 and min(yaws) < -8.0  # it turns both ways with the clip
-    assert stats["webcam_latency_ms_p95"] > 0
+    assert stats.webcam_latency_ms_p95 is not None and stats.webcam_latency_ms_p95 > 0
 
 
 def test_drive_command_explains_a_bad_video(tmp_path: Path) -> None:

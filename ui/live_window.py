@@ -11,49 +11,20 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Sequence
 
-import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QKeyEvent, QPixmap
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 
 from avatar_app.cli import build_parser
-from avatar_app.live.runner import build_session
-from avatar_app.live.session import LiveSession
+from avatar_app.exit_codes import EXIT_USER_ERROR
+from avatar_app.live.runner import settings_from_args, start_session, status_line
+from avatar_app.pipeline.session import LiveSession
 from engines.errors import AvatarError
+from ui.bridge import FrameSlot, pixmap_of
 
 PUSH_TO_TALK_KEY = Qt.Key.Key_Space
-EXIT_USER_ERROR = 2
-
-
-class FrameSlot(QObject):
-    """A session sink: the newest frame, and one ``ready`` signal per batch of new frames."""
-
-    ready = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._frame: np.ndarray | None = None
-        self._pending = False
-
-    def submit(self, rgb: np.ndarray, pts_ns: int) -> None:
-        with self._lock:
-            self._frame = rgb
-            if self._pending:
-                return
-            self._pending = True
-        self.ready.emit()
-
-    def take(self) -> np.ndarray | None:
-        with self._lock:
-            self._pending = False
-            return self._frame
-
-    def stop(self) -> None:
-        pass
 
 
 class LivePreview(QWidget):
@@ -81,9 +52,7 @@ class LivePreview(QWidget):
         rgb = self.slot.take()
         if rgb is None:
             return
-        height, width, _ = rgb.shape
-        image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
-        pixmap = QPixmap.fromImage(image).scaled(
+        pixmap = pixmap_of(rgb).scaled(
             self.picture.size(),
             Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation,
@@ -91,12 +60,8 @@ class LivePreview(QWidget):
         self.picture.setPixmap(pixmap)
 
     def _show_status(self) -> None:
-        stats = self.session.snapshot()
         hint = ("talking" if self.talking else "hold Space to talk") if self.key_to_talk else ""
-        self.status.setText(
-            f"{stats['fps']:.1f} fps   mic->frame {stats['latency_ms_p50']:.0f}/"
-            f"{stats['latency_ms_p95']:.0f} ms   dropped {stats['dropped']}   {hint}"
-        )
+        self.status.setText(f"{status_line(self.session.snapshot()).strip()}   {hint}")
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if self.key_to_talk and event.key() == PUSH_TO_TALK_KEY and not event.isAutoRepeat():
@@ -135,10 +100,10 @@ def open_preview(argv: Sequence[str]) -> tuple[LivePreview, LiveSession]:
     """Parse ``live`` options, start the session and make its window (not shown yet)."""
     args = build_parser().parse_args(["live", *argv])
     slot = FrameSlot()
-    session = build_session(args)
+    session = LiveSession(settings_from_args(args), sinks=[slot])
+    # The window listens before the session starts, so no frame's signal is lost.
     window = LivePreview(session, slot, key_to_talk=args.ptt == "key")
-    # Only now, with the window listening, may frames arrive: an early signal would be lost.
-    session.sinks.append(slot)
+    start_session(args, session)
     return window, session
 
 

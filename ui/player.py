@@ -16,7 +16,7 @@ from typing import Any
 import av
 import numpy as np
 
-EXIT_USER_ERROR = 2
+from avatar_app.exit_codes import EXIT_USER_ERROR
 
 
 class VideoLoop:

@@ -13,6 +13,10 @@ the sample count, so chunk spacing follows the sample clock and ``pts_ns`` only 
 A microphone that fails (a PortAudio error, a stream that stopped by itself, or no sound for more
 than ``STALL_SECONDS``) is reopened by a supervisor thread with exponential backoff; ``status``
 says "running", "reconnecting" or "stopped". Devices are chosen by name, never by index.
+
+On Linux the names include the sound server's sources ("Blue Yeti Analog Stereo", see
+``sound_server.py``), which PortAudio itself cannot list: such a source is recorded through
+PortAudio's ALSA device ``pulse`` with ``PULSE_SOURCE`` naming it while the stream opens.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,12 +37,16 @@ from typing import Any, Literal
 import numpy as np
 from scipy.signal import firwin, upfirdn
 
+from avatar_app.live.sound_server import SoundSource, list_sources
+from avatar_app.pipeline.frames import AudioChunk
 from engines.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
 Status = Literal["running", "reconnecting", "stopped"]
 OnChunk = Callable[["AudioChunk"], None]
+_Device = tuple[int, dict[str, Any]]
+"""A PortAudio device: its index and ``sd.query_devices(index)``."""
 
 STALL_SECONDS = 1.0
 """A started microphone that delivers nothing for this long is reopened."""
@@ -50,24 +60,40 @@ _DRIFT_PER_S = 0.001  # how fast (s/s) the clock estimate may creep later to fol
 
 
 @dataclass(frozen=True)
-class AudioChunk:
-    """``samples``: float32 mono in -1..1 at ``rate``; ``pts_ns``: monotonic capture time of the
-    first sample."""
+class Microphone:
+    """One entry of a microphone picker."""
 
-    samples: np.ndarray
-    rate: int
-    pts_ns: int
+    label: str
+    """What to show: the sound server's description of a source, or PortAudio's device name."""
+    device: str
+    """What to pass as ``MicrophoneSource(device=...)``."""
+    is_default: bool = False
+    is_monitor: bool = False
+    """It records what an output plays, not a microphone."""
 
-    @property
-    def duration_ns(self) -> int:
-        """How long the chunk lasts, in nanoseconds."""
-        return len(self.samples) * 1_000_000_000 // self.rate
+
+def microphones() -> list[Microphone]:
+    """The inputs a user can pick: the sound server's sources (the default first, monitors
+    last), then PortAudio's inputs that are not just another way to them.
+
+    With a sound server, PortAudio's ALSA devices are either routes to the server's default
+    source ("pulse", "default", "sysdefault", rate converters...) or cards the server holds
+    (busy), so only the ``hw:`` devices of cards it leaves alone are listed; the hidden names
+    still work in ``MicrophoneSource``.
+    """
+    sources = list_sources()
+    try:
+        sd = _sounddevice()
+    except DeviceError:
+        if sources:
+            return _choices(None, [], sources)
+        raise
+    return _choices(sd, _portaudio_inputs(sd), sources)
 
 
 def list_microphones() -> list[str]:
-    """Names of the input devices PortAudio knows (as ``MicrophoneSource(device=...)`` takes)."""
-    sd = _sounddevice()
-    return [str(d["name"]) for d in sd.query_devices() if d["max_input_channels"] > 0]
+    """The names to show for the inputs (``microphones()``), as ``--mic NAME`` takes them."""
+    return [choice.label for choice in microphones()]
 
 
 class _ChunkQueue:
@@ -290,7 +316,8 @@ class MicrophoneSource(_Source):
 
     @property
     def device_name(self) -> str:
-        """The full name of the device in use ("" before ``start``)."""
+        """The full name of the device in use, a sound-server source's description for one
+        ("" before ``start``)."""
         return self._opened_name
 
     def start(self) -> None:
@@ -325,22 +352,24 @@ class MicrophoneSource(_Source):
 
     def _open(self) -> None:
         sd = _sounddevice()
-        index, info = _find_input(sd, self.device)
+        (index, info), source = _find_input(sd, self.device)
+        label = source.description if source is not None else str(info["name"])
         device_rate = self._pick_rate(sd, index, info)
         channels = _pick_channels(sd, index, info, device_rate)
         try:
-            stream = sd.InputStream(
-                device=index,
-                samplerate=device_rate,
-                channels=channels,
-                dtype="float32",
-                blocksize=0,
-                latency=self.latency,
-                callback=self._callback,
-            )
+            with _pulse_source(source.name if source is not None else None):
+                stream = sd.InputStream(
+                    device=index,
+                    samplerate=device_rate,
+                    channels=channels,
+                    dtype="float32",
+                    blocksize=0,
+                    latency=self.latency,
+                    callback=self._callback,
+                )
         except Exception as exc:  # sounddevice raises PortAudioError, ValueError ...
             raise DeviceError(
-                f"The microphone {info['name']!r} cannot be opened ({exc}). Check that no other "
+                f"The microphone {label!r} cannot be opened ({exc}). Check that no other "
                 "program holds it exclusively, or pick another one."
             ) from exc
         with self._lock:
@@ -355,14 +384,12 @@ class MicrophoneSource(_Source):
             self._last_callback = time.monotonic()
             self._stream = stream
             _count_stream(+1)
-            self._opened_name = str(info["name"])
+            self._opened_name = label
         try:
             stream.start()
         except Exception as exc:
             self._close()
-            raise DeviceError(
-                f"The microphone {info['name']!r} cannot be started ({exc})."
-            ) from exc
+            raise DeviceError(f"The microphone {label!r} cannot be started ({exc}).") from exc
         log.info(
             "Microphone %r open at %d Hz%s",
             self._opened_name,
@@ -518,28 +545,141 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def _find_input(sd: Any, name: str | None) -> tuple[int, dict[str, Any]]:
-    """The input device whose name is ``name`` or contains it (case-insensitive)."""
-    devices = [(i, dict(d)) for i, d in enumerate(sd.query_devices())]
-    inputs = [(i, d) for i, d in devices if d["max_input_channels"] > 0]
-    names = ", ".join(repr(d["name"]) for _, d in inputs) or "none"
+def _portaudio_inputs(sd: Any) -> list[_Device]:
+    return [(i, dict(d)) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+
+
+def _find_input(sd: Any, name: str | None) -> tuple[_Device, SoundSource | None]:
+    """The PortAudio input to open for ``name`` and, if ``name`` is a sound-server source (its
+    description or server name), that source. A whole name (any case) wins over part of one,
+    then the server's sources (in listing order) over PortAudio's names. With None, sounddevice's
+    default input."""
+    inputs = _portaudio_inputs(sd)
     if name is None:
-        default = sd.default.device[0]
-        if default is None or default < 0 or default >= len(devices):
-            if inputs:
-                return inputs[0]
-            raise DeviceError("No microphone was found. Plug one in (available inputs: none).")
-        return default, devices[default]
+        return _default_input(sd, inputs), None
+    sources = list_sources()
+    candidates: list[tuple[tuple[str, ...], SoundSource | _Device]] = [
+        ((source.description, source.name), source) for source in sources
+    ]
+    candidates += [((str(info["name"]),), (index, info)) for index, info in inputs]
+    wanted = name.casefold()
+    for whole in (True, False):
+        found = [
+            target
+            for keys, target in candidates
+            if any(key.casefold() == wanted if whole else wanted in key.casefold() for key in keys)
+        ]
+        if found:
+            if len(found) > 1:
+                log.info("Several microphones match %r; using the first listed", name)
+            target = found[0]
+            if isinstance(target, SoundSource):
+                return _server_route(inputs, target), target
+            return target, None
+    names = ", ".join(repr(choice.label) for choice in _choices(sd, inputs, sources)) or "none"
+    raise DeviceError(
+        f"No microphone named {name!r}. Available inputs: {names}. Pick one of these (part "
+        "of a name is enough), or name none to use the system's default input."
+    )
+
+
+def _choices(sd: Any, inputs: list[_Device], sources: list[SoundSource]) -> list[Microphone]:
+    """``microphones()`` from PortAudio's inputs and the sound server's sources."""
+    choices = [Microphone(s.description, s.name, s.is_default, s.is_monitor) for s in sources]
+    held = {source.alsa_card for source in sources}
+    default = _default_input(sd, inputs)[0] if inputs and not sources else None
+    for index, info in inputs:
+        name = str(info["name"])
+        if sources and _host_api(sd, info) == "ALSA":
+            card = re.search(r"\(hw:(\d+),\d+\)", name)
+            if card is None or int(card.group(1)) in held:
+                continue
+        choices.append(Microphone(name, name, is_default=index == default))
+    return choices
+
+
+def _host_api(sd: Any, info: dict[str, Any]) -> str:
+    try:
+        return str(sd.query_hostapis(info["hostapi"])["name"])
+    except Exception:  # a PortAudio without host API information
+        return ""
+
+
+def _server_route(inputs: list[_Device], source: SoundSource) -> _Device:
+    """The PortAudio device that records a sound-server source (with ``_pulse_source``)."""
+    for route in ("pulse", "default"):
+        for index, info in inputs:
+            if info["name"] == route:
+                if route != "pulse":
+                    log.warning(
+                        "PortAudio has no 'pulse' device; recording %r through 'default', which "
+                        "picks it only if 'default' is PulseAudio's ALSA plugin",
+                        source.description,
+                    )
+                return index, info
+    raise DeviceError(
+        f"The microphone {source.description!r} belongs to the sound server, which PortAudio "
+        "reaches only through ALSA's 'pulse' device, and there is none. Install the ALSA plugin "
+        "for PulseAudio (Debian/Ubuntu: libasound2-plugins; Fedora: alsa-plugins-pulseaudio)."
+    )
+
+
+_environment_lock = threading.Lock()
+
+
+@contextmanager
+def _pulse_source(name: str | None) -> Iterator[None]:
+    """``PULSE_SOURCE=name`` while a stream opens: ALSA's pulse plugin connects when PortAudio
+    opens the device, and libpulse then records from that source instead of the default."""
+    if name is None:
+        yield
+        return
+    with _environment_lock:
+        saved = os.environ.get("PULSE_SOURCE")
+        os.environ["PULSE_SOURCE"] = name
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("PULSE_SOURCE", None)
+            else:
+                os.environ["PULSE_SOURCE"] = saved
+
+
+def _default_input(sd: Any, inputs: list[_Device]) -> _Device:
+    """The default input: ``sd.default.device`` is an (input, output) pair (sounddevice's
+    ``_InputOutputPair``, or a tuple) or one value for both; a value is PortAudio's index of
+    the device (-1: none), or a name that someone set."""
+    default = sd.default.device
+    if not isinstance(default, (int, str)):
+        default = default[0]
+    if isinstance(default, str):
+        found = _match_name(inputs, default)
+        if found is not None:
+            return found
+        log.warning("The default microphone %r is not available", default)
+    elif default is not None:
+        for index, info in inputs:
+            if index == int(default):
+                return index, info
+    if not inputs:
+        raise DeviceError("No microphone was found. Plug one in (available inputs: none).")
+    log.info("No default microphone; using %r", inputs[0][1]["name"])
+    return inputs[0]
+
+
+def _match_name(inputs: list[_Device], name: str) -> _Device | None:
+    """The input named ``name`` (any case), else the first whose name contains it, else None."""
     wanted = name.casefold()
     for matches in (
-        [(i, d) for i, d in inputs if d["name"].casefold() == wanted],
-        [(i, d) for i, d in inputs if wanted in d["name"].casefold()],
+        [(i, d) for i, d in inputs if str(d["name"]).casefold() == wanted],
+        [(i, d) for i, d in inputs if wanted in str(d["name"]).casefold()],
     ):
         if matches:
             if len(matches) > 1:
                 log.info("Several microphones match %r; using %r", name, matches[0][1]["name"])
             return matches[0]
-    raise DeviceError(f"No microphone named {name!r}. Available inputs: {names}.")
+    return None
 
 
 # PortAudio lists devices once; a device that comes back (USB replugged, sound server restarted)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from avatar_app.live.virtual_camera import virtual_camera_backends
+from avatar_app.live.virtual_camera import LOAD_LOOPBACK, open_fix, virtual_camera_backends
 
 LOOPBACK_MARKERS = ("loopback", "avatar", "obs")
 """A /sys/class/video4linux/*/name containing one of these (any case) is a virtual camera."""
@@ -28,26 +28,11 @@ OBS_MIN_MAJOR = 30
 
 LINUX_VCAM_FIX = (
     "Install v4l2loopback (`sudo apt install v4l2loopback-dkms`, or your distribution's "
-    "v4l2loopback package), then run `sudo modprobe v4l2loopback exclusive_caps=1 "
-    "card_label=Avatar`. To load it at every boot, put `v4l2loopback` in "
-    "/etc/modules-load.d/v4l2loopback.conf and `options v4l2loopback exclusive_caps=1 "
-    "card_label=Avatar` in /etc/modprobe.d/v4l2loopback.conf."
+    f"v4l2loopback package), then run `{LOAD_LOOPBACK}`. To load it at every boot, put "
+    "`v4l2loopback` in /etc/modules-load.d/v4l2loopback.conf and `options v4l2loopback "
+    "exclusive_caps=1 card_label=Avatar` in /etc/modprobe.d/v4l2loopback.conf."
 )
-RELOAD_LOOPBACK = (
-    "sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback video_nr=9 exclusive_caps=1 "
-    "card_label=Avatar"
-)
-OBS_VCAM_FIX = {
-    "Windows": (
-        "Install OBS Studio 30 or newer from https://obsproject.com, open it and click "
-        "'Start Virtual Camera' once (that registers the camera), then close OBS."
-    ),
-    "Darwin": (
-        "Install OBS Studio 30 or newer from https://obsproject.com, click 'Start Virtual "
-        "Camera' once and, on macOS 13+, allow OBS's system extension in System Settings > "
-        "Privacy & Security."
-    ),
-}
+RELOAD_LOOPBACK = f"sudo modprobe -r v4l2loopback && {LOAD_LOOPBACK} video_nr=9"
 
 
 @dataclass(frozen=True)
@@ -429,7 +414,7 @@ def _device_number(devices: list[tuple[int, str]]) -> Check:
 
 def _obs_virtual_camera(system: str) -> Check:
     name = "virtual camera"
-    fix = OBS_VCAM_FIX.get(system, OBS_VCAM_FIX["Windows"])
+    fix = f"{open_fix(system)}."
     if "obs" not in virtual_camera_backends():
         return Check(name, False, "pyvirtualcam has no OBS backend here", fix)
     found = _obs_install(system)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar_app.pipeline.frames import AudioChunk, RenderedFrame
 from avatar_app.video_writer import VideoWriter
 from engines.errors import RecordingError
 
@@ -48,13 +49,13 @@ class RecorderSink:
     def frames_written(self) -> int:
         return self._writer.frames_written
 
-    def submit(self, rgb: np.ndarray, due_ns: int) -> None:
-        """The frame the camera shows for the tick due at ``due_ns``."""
-        self._put(("video", rgb, due_ns))
+    def submit(self, frame: RenderedFrame) -> None:
+        """The frame the camera shows for the tick it was due at."""
+        self._put(("video", frame.rgb, frame.due_ns))
 
-    def submit_audio(self, samples: np.ndarray, pts_ns: int) -> None:
-        """Microphone samples whose first one was captured at ``pts_ns``."""
-        self._put(("audio", samples, pts_ns))
+    def submit_audio(self, chunk: AudioChunk) -> None:
+        """Sound, placed by its capture time."""
+        self._put(("audio", chunk.samples, chunk.pts_ns))
 
     def _put(self, item: tuple[str, np.ndarray, int]) -> None:
         if self.error is not None:

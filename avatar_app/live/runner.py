@@ -1,9 +1,8 @@
-"""``avatar-app live`` and ``avatar-app bench live``: build a session from options and run it."""
+"""``avatar-app live`` and ``avatar-app bench live``: settings from options, then a session."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import tempfile
@@ -12,14 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from avatar_app.framing import parse_size
-from avatar_app.live.session import FrameSink, LiveSession, LiveSettings
-from avatar_app.live.webcam_motion import WebcamMotion
+from avatar_app.pipeline.session import LiveSession, LiveStats, SessionEvent, State, StateChanged
+from avatar_app.pipeline.settings import PipelineSettings
 from engines.errors import DeviceError
-
-log = logging.getLogger(__name__)
 
 STATUS_EVERY = 5.0  # seconds between status lines
 BENCH_TARGETS = {
@@ -28,65 +23,38 @@ BENCH_TARGETS = {
     "latency_ms_p95": 90.0,
     "cpu_percent": 60.0,
 }
+SWAP_AT = 0.5  # bench live swaps the portrait this far into the run
 
 
-def build_session(args: argparse.Namespace) -> LiveSession:
-    """A started session (with its camera and recording) from ``live``'s options."""
-    settings = LiveSettings(
+def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
+    """The pipeline settings ``live``'s options (and the preview's) ask for."""
+    return PipelineSettings(
         portrait=args.portrait,
         size=parse_size(args.size),
         fit=args.fit,
         fps=args.fps,
         engine=args.engine,
-        vad_aggressiveness=None if args.ptt == "always" else int(args.vad),
-        policy=args.mode,
+        mode=args.mode,
+        vad_aggressiveness=int(args.vad),
+        push_to_talk=args.ptt,
+        microphone=args.mic,
+        audio_file=args.audio_file,
+        webcam=args.webcam,
+        video_file=args.video_file,
+        virtual_camera=args.vcam,
+        test_pattern=args.test_pattern,
     )
-    audio = _audio_source(args.mic, args.audio_file)
-    webcam = _webcam(args.webcam, args.video_file)
-    sinks: list[FrameSink] = []
-    session: LiveSession | None = None
-    try:
-        if args.vcam != "off":
-            sinks.append(_virtual_camera(args, settings))
-        session = LiveSession(settings, audio, sinks, webcam)
-        session.set_push_to_talk(args.ptt != "key")  # "key": shut until the key is held
-        session.start()
-        if args.record:
-            session.start_recording(args.record)
-    except BaseException:
-        if session is not None:
+
+
+def start_session(args: argparse.Namespace, session: LiveSession) -> None:
+    """Start ``session`` and the recording ``--record`` asks for."""
+    session.start()
+    if args.record:
+        try:
+            session.start_recording(args.record).result()
+        except BaseException:
             session.stop()
-        audio.stop()
-        if webcam is not None:
-            webcam.stop()
-        for sink in sinks:
-            sink.stop()
-        raise
-    return session
-
-
-def _webcam(name: str, video_file: Path | None) -> WebcamMotion | None:
-    """The webcam (or a video file standing in for it) and its tracking, or None when off."""
-    from avatar_app.live.camera_source import CameraSource, VideoFileSource
-
-    if video_file is not None:
-        return WebcamMotion(VideoFileSource(video_file, loop=True))
-    if name == "off":
-        return None
-    device: str | int | None = None if name == "auto" else name
-    return WebcamMotion(CameraSource(device))
-
-
-def _virtual_camera(args: argparse.Namespace, settings: LiveSettings) -> FrameSink:
-    from avatar_app.live.virtual_camera import VirtualCameraSink
-
-    width, height = settings.size
-    device = None if args.vcam == "auto" else args.vcam
-    camera = VirtualCameraSink(
-        width, height, settings.fps, device=device, test_pattern=args.test_pattern
-    )
-    camera.start()
-    return camera
+            raise
 
 
 def run_live_session(args: argparse.Namespace) -> int:
@@ -96,12 +64,13 @@ def run_live_session(args: argparse.Namespace) -> int:
             "Push-to-talk on a held key needs the window: run `avatar-app-preview --ptt key`, "
             "or use --ptt vad here."
         )
-    session = build_session(args)
+    session = LiveSession(settings_from_args(args))
+    session.subscribe(_print_state_changes)
+    start_session(args, session)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("Live. Press Ctrl-C to stop.", file=sys.stderr)
-    started = time.monotonic()
-    deadline = None if args.seconds is None else started + args.seconds
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
         while True:
             left = STATUS_EVERY if deadline is None else deadline - time.monotonic()
@@ -109,75 +78,108 @@ def run_live_session(args: argparse.Namespace) -> int:
                 break
             if deadline is not None and left <= STATUS_EVERY:
                 break
-            print(_status_line(session.snapshot()), file=sys.stderr)
+            print(status_line(session.snapshot()), file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
         session.stop()
-    print(_status_line(session.snapshot()), file=sys.stderr)
+    print(status_line(session.snapshot()), file=sys.stderr)
     if args.record:
         print(f"Recorded {args.record}", file=sys.stderr)
     return 0
 
 
-def _audio_source(mic: str | None, audio_file: Path | None) -> Any:
-    from avatar_app.live.audio_source import FileAudioSource, MicrophoneSource
-
-    if audio_file is not None:
-        return FileAudioSource(audio_file, loop=True)
-    return MicrophoneSource(device=mic)
+def _print_state_changes(event: SessionEvent) -> None:
+    if isinstance(event, StateChanged) and event.state is State.DEGRADED:
+        print(f"warning: {event.reason}", file=sys.stderr)
 
 
-def _status_line(stats: dict[str, Any]) -> str:
+def status_line(stats: LiveStats) -> str:
     line = (
-        f"{stats['seconds']:7.1f} s  {stats['fps']:5.1f} fps  dropped {stats['dropped']} "
-        f"({stats['dropped_percent']}%)  mic->frame {stats['latency_ms_p50']:.0f}/"
-        f"{stats['latency_ms_p95']:.0f} ms (p50/p95)  CPU {stats['cpu_percent_of_all_cores']}%  "
-        f"RSS {stats['rss_mb']:.0f} MB"
+        f"{stats.seconds:7.1f} s  {stats.fps:5.1f} fps  dropped {stats.dropped} "
+        f"({stats.dropped_percent}%)  mic->frame {_ms(stats.latency_ms_p50)}/"
+        f"{_ms(stats.latency_ms_p95)} ms (p50/p95)  CPU {stats.cpu_percent_of_all_cores}%  "
+        f"RSS {stats.rss_mb:.0f} MB"
     )
-    if "webcam_latency_ms_p95" in stats:
+    if stats.webcam_latency_ms_p95 is not None:
         line += (
-            f"  webcam->frame {stats['webcam_latency_ms_p50']:.0f}/"
-            f"{stats['webcam_latency_ms_p95']:.0f} ms"
+            f"  webcam->frame {_ms(stats.webcam_latency_ms_p50)}/"
+            f"{_ms(stats.webcam_latency_ms_p95)} ms"
         )
-    if stats["render_errors"]:
-        line += f"  render errors {stats['render_errors']}"
-    if stats["recording_error"]:
-        line += f"  recording stopped: {stats['recording_error']}"
+    if stats.microphone != "running":
+        line += f"  microphone {stats.microphone}"
+    if stats.render_errors:
+        line += f"  render errors {stats.render_errors}"
+    if stats.recording_error:
+        line += f"  recording stopped: {stats.recording_error}"
     return line
 
 
-def bench_live(seconds: float = 60.0) -> dict[str, Any]:
-    """The mesh engine at 1280x720, 30 fps, fed speech from a file in real time, no camera."""
-    from scipy.io import wavfile
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
-    from avatar_app.bench_speech import test_speech
-    from avatar_app.live.audio_source import FileAudioSource
+
+def bench_live(seconds: float = 60.0) -> dict[str, Any]:
+    """The mesh engine at 1280x720, 30 fps, fed speech from a file in real time, no camera.
+
+    Halfway through the run the portrait is swapped for a mirrored copy, and the longest gap
+    between two frames handed on during the swap is reported.
+    """
+    from PIL import Image, ImageOps
+
+    from avatar_app.bench_speech import speech_for_bench
+    from avatar_app.portrait_file import bundled_portrait_path
     from engines.speech.features import RATE
 
     with tempfile.TemporaryDirectory() as folder:
+        speech, speech_source = speech_for_bench(20.0)
         wav = Path(folder) / "speech.wav"
-        wavfile.write(wav, RATE, (test_speech(20.0) * 32767).astype(np.int16))
-        session = LiveSession(LiveSettings(engine="mesh"), FileAudioSource(wav, loop=True))
-        rss_start = session.rss_start_mb
+        _write_wav(wav, speech, RATE)
+        other = Path(folder) / "mirrored.png"
+        ImageOps.mirror(Image.open(bundled_portrait_path())).save(other)
+        session = LiveSession(PipelineSettings(engine="mesh", audio_file=wav, virtual_camera="off"))
         session.start()
-        time.sleep(seconds)
-        result = session.snapshot()
-        session.stop()
+        try:
+            time.sleep(seconds * SWAP_AT)
+            session.reset_longest_gap()
+            started = time.perf_counter()
+            session.set_portrait(other).result()
+            swap_ms = (time.perf_counter() - started) * 1000
+            time.sleep(0.5)  # the cross-fade
+            swap_gap_ms = session.snapshot().longest_gap_ms
+            time.sleep(max(0.0, seconds * (1 - SWAP_AT) - 0.5))
+            stats = session.snapshot()
+        finally:
+            session.stop()
     measured = {
-        "fps_min": result["fps"],
-        "dropped_percent": result["dropped_percent"],
-        "latency_ms_p95": result["latency_ms_p95"],
-        "cpu_percent": result["cpu_percent_of_all_cores"],
+        "fps_min": stats.fps,
+        "dropped_percent": stats.dropped_percent,
+        "latency_ms_p95": stats.latency_ms_p95 or float("nan"),
+        "cpu_percent": stats.cpu_percent_of_all_cores,
     }
-    result["rss_mb_start"] = round(rss_start, 1)
-    result["rss_mb_end"] = result.pop("rss_mb")
-    result["targets"] = {
-        key: {
-            "target": limit,
-            "value": measured[key],
-            "pass": measured[key] >= limit if key == "fps_min" else measured[key] <= limit,
-        }
-        for key, limit in BENCH_TARGETS.items()
-    }
+    result = stats.as_dict()
+    result.update(
+        speech=speech_source,
+        rss_mb_start=round(session.rss_start_mb, 1),
+        rss_mb_end=result.pop("rss_mb"),
+        portrait_swap_ms=round(swap_ms, 1),
+        portrait_swap_longest_frame_gap_ms=swap_gap_ms,
+        targets={
+            key: {
+                "target": limit,
+                "value": measured[key],
+                "pass": measured[key] >= limit if key == "fps_min" else measured[key] <= limit,
+            }
+            for key, limit in BENCH_TARGETS.items()
+        },
+        all_figures="measured in this run",
+    )
+    del result["longest_gap_ms"]
     return result
+
+
+def _write_wav(path: Path, samples: Any, rate: int) -> None:
+    import numpy as np
+    from scipy.io import wavfile
+
+    wavfile.write(path, rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16))

@@ -23,7 +23,8 @@ from typing import Any, TypedDict
 import numpy as np
 
 from avatar_app.live.pacer import Pacer
-from engines.errors import DeviceError
+from avatar_app.pipeline.frames import RenderedFrame
+from engines.errors import DeviceError, VirtualCameraUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,24 @@ PLACEHOLDER_GREY = 32
 STOP_TIMEOUT_S = 5.0
 """How long ``stop()`` waits for a send that hangs in the backend."""
 
+LOAD_LOOPBACK = "sudo modprobe v4l2loopback exclusive_caps=1 card_label=Avatar"
+"""The command that makes a virtual camera on Linux (module from v4l2loopback-dkms)."""
 LINUX_FIX = (
-    "No v4l2loopback device: run `sudo modprobe v4l2loopback exclusive_caps=1 "
-    "card_label=Avatar` (install v4l2loopback-dkms), and make sure you are in the `video` group"
+    f"No v4l2loopback device: run `{LOAD_LOOPBACK}` (install v4l2loopback-dkms), and make "
+    "sure you are in the `video` group"
 )
-OBS_FIX = (
-    "Install OBS Studio (30+) and start its virtual camera once; "
-    "on macOS 13+ allow OBS's system extension"
-)
+OBS_FIX = {
+    "Windows": (
+        "Install OBS Studio 30 or newer from https://obsproject.com, open it and click "
+        "'Start Virtual Camera' once (that registers the camera), then close OBS"
+    ),
+    "Darwin": (
+        "Install OBS Studio 30 or newer from https://obsproject.com, click 'Start Virtual "
+        "Camera' once and, on macOS 13+, allow OBS's system extension in System Settings > "
+        "Privacy & Security"
+    ),
+}
+"""What makes OBS's virtual camera available, by ``platform.system()``."""
 
 
 class SinkStats(TypedDict):
@@ -70,12 +81,14 @@ def virtual_camera_backends() -> list[str]:
 
 
 def open_fix(system: str | None = None) -> str:
-    """What to do when no virtual camera opens, for ``system`` (default: this OS)."""
-    return LINUX_FIX if (system or platform.system()) == "Linux" else OBS_FIX
+    """What to do when no virtual camera opens, for ``system`` (default: this OS), as a
+    sentence without its full stop."""
+    system = system or platform.system()
+    return LINUX_FIX if system == "Linux" else OBS_FIX.get(system, OBS_FIX["Windows"])
 
 
 class VirtualCameraSink:
-    """``with VirtualCameraSink(1280, 720, 30) as cam: cam.submit(rgb, pts_ns)``.
+    """``with VirtualCameraSink(1280, 720, 30) as cam: cam.submit(rendered_frame)``.
 
     ``start`` opens the camera (``DeviceError`` with the fix for this OS if it cannot) and
     starts the sink thread; ``stop`` is idempotent, joins the thread and closes the camera.
@@ -141,12 +154,13 @@ class VirtualCameraSink:
         self._thread = threading.Thread(target=self._run, name="virtual-camera", daemon=True)
         self._thread.start()
 
-    def submit(self, rgb: np.ndarray, pts_ns: int) -> None:
-        """Hand over an HxWx3 uint8 RGB frame; never blocks. ``pts_ns``: monotonic_ns clock."""
-        _check_frame(rgb, self.width, self.height)
-        frame = rgb.copy()
+    def submit(self, frame: RenderedFrame) -> None:
+        """Hand over a frame (HxWx3 uint8 RGB at the camera's size); never blocks. Its handoff
+        latency is measured from ``frame.shaped_ns``."""
+        _check_frame(frame.rgb, self.width, self.height)
+        rgb = frame.rgb.copy()
         with self._slot_lock:
-            self._latest, self._latest_pts = frame, pts_ns
+            self._latest, self._latest_pts = rgb, frame.shaped_ns
 
     def stats(self) -> SinkStats:
         """Frames sent, sends that repeated the last frame, failed sends, handoff latency."""
@@ -314,7 +328,7 @@ def _open_camera(
         )
     except Exception as exc:
         said = str(exc).strip() or "no virtual camera backend for this operating system"
-        raise DeviceError(
+        raise VirtualCameraUnavailable(
             f"The virtual camera could not be opened. {open_fix()}. pyvirtualcam said: {said}"
         ) from exc
 

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import re
-import sys
-import tempfile
-import threading
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -19,7 +12,7 @@ import cv2
 import numpy as np
 
 from engines.errors import PortraitError
-from engines.face.model_file import face_landmarker_path
+from engines.face.mediapipe_task import close_at_exit, create_face_landmarker
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +68,15 @@ class FaceLandmarker:
 
     ``close`` is idempotent. A landmarker that is never closed is closed when it is garbage
     collected, or at interpreter exit while mediapipe's worker threads still run (see
-    ``_close_open_landmarkers``).
+    ``mediapipe_task.close_at_exit``).
     """
 
     def __init__(self, max_faces: int = 4) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
-            running_mode=vision.RunningMode.IMAGE,
-            num_faces=max_faces,
-            output_face_blendshapes=True,
-            output_facial_transformation_matrixes=True,
-        )
-        with _quiet_native_stderr():
-            task = vision.FaceLandmarker.create_from_options(options)
+        task = create_face_landmarker("IMAGE", max_faces)
         self._landmarker: Any = task
         self._finalizer = weakref.finalize(self, task.close)
         self._finalizer.atexit = False
-        _register_exit_hook()
-        _open_landmarkers.add(self)
+        close_at_exit(self)
 
     def detect_all(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         """Every face found in an HxWx3 uint8 RGB image, largest first, in its pixels.
@@ -160,36 +142,6 @@ class FaceLandmarker:
         self.close()
 
 
-_open_landmarkers: weakref.WeakSet[FaceLandmarker] = weakref.WeakSet()
-_exit_hook_registered = False
-
-
-def _close_open_landmarkers() -> None:
-    for landmarker in list(_open_landmarkers):
-        landmarker.close()
-
-
-def _register_exit_hook() -> None:
-    """Close leftover landmarkers before the interpreter stops its worker threads.
-
-    mediapipe runs every native call on a ThreadPoolExecutor thread, which concurrent.futures
-    stops in threading's exit hooks; after that a task can no longer be closed and its
-    ``__del__`` prints a TypeError while the interpreter tears down. A plain ``atexit`` hook
-    runs too late, so this uses the hook list concurrent.futures itself uses (last registered
-    runs first; mediapipe has imported concurrent.futures by the time this is called).
-    """
-    global _exit_hook_registered
-    if _exit_hook_registered:
-        return
-    register = getattr(threading, "_register_atexit", None)
-    if register is None:  # not CPython >= 3.9: the best remaining option
-        import atexit
-
-        register = atexit.register
-    register(_close_open_landmarkers)
-    _exit_hook_registered = True
-
-
 def detect_face(rgb: np.ndarray, landmarker: FaceLandmarker | None = None) -> FaceLandmarks:
     """The largest face in a portrait; raises PortraitError when there is none or it is tiny."""
     if landmarker is None:
@@ -228,41 +180,3 @@ def _downscaled(rgb: np.ndarray, factor: float) -> np.ndarray:
     height, width = rgb.shape[:2]
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
-# Routine absl/TFLite lines: "W0000 00:00:...", "I0000 ...", "INFO: Created TensorFlow Lite ...".
-_NATIVE_NOISE = re.compile(r"^(?:[IW]\d{4} |INFO: |WARNING: Logging before InitGoogle)")
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Hold back what native code writes to file descriptor 2 while the block runs.
-
-    mediapipe's C++ core logs through absl, which ignores ``GLOG_minloglevel`` and offers no
-    switch from Python, and prints half a dozen info/warning lines whenever a landmarker is
-    created. Those lines go to this module's debug log; any other line (an error, say) is
-    written back to stderr. With debug logging enabled nothing is held back.
-    """
-    if log.isEnabledFor(logging.DEBUG):
-        yield
-        return
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all (a windowed app): nothing to keep quiet
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured = sink.read().decode(errors="replace")
-    for line in captured.splitlines():
-        if _NATIVE_NOISE.match(line):
-            log.debug("mediapipe: %s", line)
-        elif line.strip():
-            print(line, file=sys.stderr)

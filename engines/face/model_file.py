@@ -1,17 +1,17 @@
 """Finds and verifies the FaceLandmarker model file (``face_landmarker.task``).
 
 Search order: ``$AVATAR_FACE_LANDMARKER``, the copy bundled in ``resources/models``, then the
-user cache (``$XDG_CACHE_HOME/avatar-app/models`` or ``~/.cache/avatar-app/models``), where
+user's model cache (:func:`engines.model_cache.user_model_dir`), where
 ``avatar_app.model_fetch`` downloads it. Whatever is returned has the expected SHA-256.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from engines.errors import ModelMissing
+from engines.model_cache import cached_sha256, user_model_dir
 from engines.resources import resources_dir
 
 FILE_NAME = "face_landmarker.task"
@@ -22,34 +22,6 @@ URL = (
     "float16/1/face_landmarker.task"
 )
 ENV_VAR = "AVATAR_FACE_LANDMARKER"
-
-# (resolved path, size, mtime_ns) -> sha256 hex digest, so a file is hashed once per change.
-_digests: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def cached_sha256(path: Path) -> str:
-    """``sha256_of(path)``, remembered for as long as the file's size and mtime stay the same."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _digests:
-        _digests[key] = sha256_of(path)
-    return _digests[key]
-
-
-def user_model_dir() -> Path:
-    """Per-user folder for downloaded models (it may not exist yet)."""
-    cache = os.environ.get("XDG_CACHE_HOME")
-    base = Path(cache) if cache else Path.home() / ".cache"
-    return base / "avatar-app" / "models"
 
 
 def candidate_paths() -> list[Path]:

@@ -27,16 +27,8 @@ import numpy as np
 
 from engines.controls import FaceControls
 from engines.face import topology as topo
-
-# Private helpers of landmarker.py, reused so that VIDEO mode quiets and closes its task the
-# same way as IMAGE mode does (landmarker.py is not ours to change).
-from engines.face.landmarker import (
-    FaceLandmarks,
-    _open_landmarkers,
-    _quiet_native_stderr,
-    _register_exit_hook,
-)
-from engines.face.model_file import face_landmarker_path
+from engines.face.landmarker import FaceLandmarks
+from engines.face.mediapipe_task import close_at_exit, create_face_landmarker
 
 # Landmarks used for the ratios (mediapipe's 478-point mesh).
 _CHEEKS = (234, 454)
@@ -279,24 +271,12 @@ class FaceTracker:
     """
 
     def __init__(self) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
-            running_mode=vision.RunningMode.VIDEO,
-            num_faces=1,
-            output_face_blendshapes=True,
-            output_facial_transformation_matrixes=True,
-        )
-        with _quiet_native_stderr():
-            task = vision.FaceLandmarker.create_from_options(options)
+        task = create_face_landmarker("VIDEO", 1)
         self._task: Any = task
         self._last_ms: int | None = None
         self._finalizer = weakref.finalize(self, task.close)
         self._finalizer.atexit = False
-        _register_exit_hook()
-        # The exit hook only calls ``close()``, which a FaceTracker has too.
-        _open_landmarkers.add(self)  # type: ignore[arg-type]
+        close_at_exit(self)
 
     def track(self, rgb: np.ndarray, timestamp_ms: int) -> FaceLandmarks | None:
         """The face in an HxWx3 uint8 RGB frame, in its pixels, or None when there is none.

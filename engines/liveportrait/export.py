@@ -23,12 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from engines.errors import ModelMissing
-from engines.face.model_file import sha256_of
 from engines.liveportrait.backend import NETWORKS, onnx_path, write_atomically
 from engines.liveportrait.blocks import fold_spectral_norm
 from engines.liveportrait.motion import HEADS
 from engines.liveportrait.network_set import NetworkSet
 from engines.liveportrait.warping import WarpingNetwork
+from engines.model_cache import sha256_of
 
 OPSET = 20
 MANIFEST = "manifest.json"

@@ -126,6 +126,23 @@ def create_onnxruntime() -> LivePortraitRenderer:
         raise EngineUnavailable(str(exc)) from exc
 
 
+def check_onnxruntime() -> None:
+    """Raise EngineUnavailable unless the ONNX models are there (loads nothing)."""
+    _models_dir()
+
+
+def check_tensorrt() -> None:
+    """Raise EngineUnavailable unless TensorRT imports and the ONNX models are there."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        raise EngineUnavailable(
+            "TensorRT is not installed: on a machine with an NVIDIA GPU run `pip install "
+            '"tensorrt>=10,<11"`, or use the liveportrait engine (ONNX Runtime).'
+        )
+    check_onnxruntime()
+
+
 def create_tensorrt() -> LivePortraitRenderer:
     """``--engine liveportrait-trt``: TensorRT engines built for this GPU (cached)."""
     from engines.liveportrait.tensorrt_backend import TensorRTBackend

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import AvatarError, EngineUnavailable, ModelMissing
-from engines.face.model_file import cached_sha256, user_model_dir
+from engines.errors import EngineUnavailable, ModelMissing
 from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS, onnx_path, write_atomically
+from engines.model_cache import cached_sha256, user_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -509,17 +508,3 @@ class TensorRTBackend:
         for loaded in self._loaded.values():
             loaded.context = None  # a context must go before its engine
         self._loaded = {}
-
-
-# --- Command line (wired as `avatar-app engines build-trt`) --------------------------------
-
-
-def run_build_trt(onnx_dir: Path, fp16: bool) -> int:
-    """Build or refresh the cached engines, printing progress; 0 when done, 2 on a user error."""
-    try:
-        engines = build_engines(onnx_dir, fp16=fp16, progress=lambda line: print(line, flush=True))
-    except AvatarError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{len(engines)} TensorRT engines ready in {next(iter(engines.values())).parent}")
-    return 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engines.errors import ModelMissing
-from engines.face import model_file
+from engines.model_cache import user_model_dir
 
 HF_REPO = "KwaiVGI/LivePortrait"
 HF_BASE_URL = f"https://huggingface.co/{HF_REPO}/resolve/main"
@@ -100,7 +100,7 @@ def weights_dir() -> Path:
     override = os.environ.get(DIR_ENV_VAR)
     if override:
         return Path(override).expanduser()
-    return model_file.user_model_dir() / "liveportrait"
+    return user_model_dir() / "liveportrait"
 
 
 def total_size(files: tuple[WeightFile, ...] = FILES) -> int:

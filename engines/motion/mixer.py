@@ -1,12 +1,16 @@
 """The motion mixer: which source drives which FaceControls field, per policy.
 
-- "audio": idle life, with the mouth from speech (the webcam is ignored).
+Its inputs are named for what they are: ``life`` (idle life and speech-linked nods), the
+speech ``mouth`` (mouth shape plus a smile offset) and the tracked ``webcam`` face.
+
+- "audio": life with the speech mouth (the webcam is ignored).
 - "webcam": the tracked face drives everything, mouth included.
 - "hybrid": the tracked face drives head, eyes, brows, smile and gaze; speech drives the mouth.
 
-Whatever the webcam drives is blended with idle life by ``webcam_weight`` (0..1), which
+Whatever the webcam drives is blended with life by ``webcam_weight`` (0..1), which
 ``FacePresence`` eases down when the face is lost and back up when it is found, so the portrait
-never freezes or jumps. At weight 0 the webcam's fields fall back to idle with a closed mouth.
+never freezes or jumps. At weight 0 the webcam's fields fall back to life with a closed mouth.
+``Mixer`` holds the policy and the presence for a stream of ticks.
 """
 
 from __future__ import annotations
@@ -27,26 +31,46 @@ _MOUTH = np.array([name in MOUTH_FIELDS for name in FaceControls.NAMES])
 
 def mix(
     policy: Policy,
-    idle: FaceControls,
-    speech_mouth: FaceControls,
+    life: FaceControls,
+    mouth: FaceControls,
     webcam: FaceControls | None,
     webcam_weight: float,
 ) -> FaceControls:
     """The controls for one tick under ``policy``; always clamped, never NaN.
 
-    ``speech_mouth`` supplies the mouth fields (and a smile offset in "audio"); ``webcam`` is
-    None when no face is tracked, which counts as weight 0.
+    ``mouth`` supplies the mouth fields (and, in "audio", a smile offset); ``webcam`` is None
+    when no face is tracked, which counts as weight 0.
     """
-    if policy == "audio":
-        return with_mouth(idle, speech_mouth)
     if policy not in POLICIES:
         raise ValueError(f"unknown motion policy {policy!r}; use one of {', '.join(POLICIES)}")
-    face = _follow_webcam(idle, webcam, webcam_weight)
+    if policy == "audio":
+        return with_mouth(life, mouth)
+    face = _follow_webcam(life, webcam, webcam_weight)
     if policy == "webcam":
         return face
     values = face.as_array()
-    values[_MOUTH] = speech_mouth.clamped().as_array()[_MOUTH]
+    values[_MOUTH] = mouth.clamped().as_array()[_MOUTH]
     return FaceControls.from_array(values).clamped()
+
+
+class Mixer:
+    """``mix`` for a stream of ticks: the webcam's presence eased over time; the policy may
+    change between ticks (a live mode switch)."""
+
+    def __init__(self, policy: Policy = "hybrid", ease_seconds: float = 0.3) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown motion policy {policy!r}; use one of {', '.join(POLICIES)}")
+        self.policy: Policy = policy
+        self.presence = FacePresence(ease_seconds)
+
+    def controls(
+        self, t: float, life: FaceControls, mouth: FaceControls, webcam: FaceControls | None
+    ) -> FaceControls:
+        """The controls at ``t`` seconds (any origin, non-decreasing)."""
+        if self.policy == "audio":
+            return mix("audio", life, mouth, None, 0.0)
+        weight = self.presence.update(t, webcam is not None)
+        return mix(self.policy, life, mouth, webcam, weight)
 
 
 def _follow_webcam(idle: FaceControls, webcam: FaceControls | None, weight: float) -> FaceControls:

@@ -17,10 +17,14 @@ class TalkingMotion:
         self.idle = IdleMotion(seed=seed, energy=idle_energy)
         self.prosody = ProsodyMotion(fps=fps, seed=seed)
 
-    def controls(self, speech: SpeechFrame) -> FaceControls:
+    def layers(self, speech: SpeechFrame) -> tuple[FaceControls, FaceControls]:
+        """(life, mouth) for the mixer: idle life with nods, and the speech mouth."""
         idle = self.idle.controls_at(speech.time)
         nods = self.prosody.update(speech.time, speech.loudness_db, speech.voiced)
-        return with_mouth(layer(idle, nods), speech.mouth.controls())
+        return layer(idle, nods), speech.mouth.controls()
+
+    def controls(self, speech: SpeechFrame) -> FaceControls:
+        return with_mouth(*self.layers(speech))
 
     def reset(self) -> None:
         self.prosody.reset()

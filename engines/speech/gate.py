@@ -9,6 +9,7 @@ out of the last few and ends after a hangover; the result is eased so the mouth 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -34,19 +35,25 @@ class VoiceGate:
     """
 
     def __init__(self, aggressiveness: int | None = 2) -> None:
-        self._vad = None
-        if aggressiveness is not None:
-            if aggressiveness not in (0, 1, 2, 3):
-                raise ValueError(f"VAD aggressiveness must be 0, 1, 2 or 3, got {aggressiveness}")
-            try:
-                import webrtcvad
-            except ImportError as exc:
-                raise EngineUnavailable(
-                    "Voice detection needs webrtcvad: run `pip install webrtcvad-wheels`."
-                ) from exc
-            self._vad = webrtcvad.Vad(aggressiveness)
+        self._vad: Any = None
+        self.set_aggressiveness(aggressiveness)
         self.push_to_talk_open = True
         self.reset()
+
+    def set_aggressiveness(self, aggressiveness: int | None) -> None:
+        """Change voice detection strictness (0-3) or turn it off (None); takes effect at once."""
+        if aggressiveness is None:
+            self._vad = None
+            return
+        if aggressiveness not in (0, 1, 2, 3):
+            raise ValueError(f"VAD aggressiveness must be 0, 1, 2 or 3, got {aggressiveness}")
+        try:
+            import webrtcvad
+        except ImportError as exc:
+            raise EngineUnavailable(
+                "Voice detection needs webrtcvad: run `pip install webrtcvad-wheels`."
+            ) from exc
+        self._vad = webrtcvad.Vad(aggressiveness)
 
     def reset(self) -> None:
         self._history = np.zeros(PITCH_WINDOW)
@@ -55,6 +62,11 @@ class VoiceGate:
         self._silent_for = HANGOVER_FRAMES
         self._speaking = False
         self._value = 0.0
+
+    @property
+    def value(self) -> float:
+        """The eased gate, 0 (mouth held shut) to 1 (open to the voice)."""
+        return self._value
 
     @property
     def speaking(self) -> bool:

@@ -91,6 +91,15 @@ class SpeechMotion:
         """Open or close the push-to-talk gate; the mouth eases shut when it closes."""
         self._gate.push_to_talk_open = is_open
 
+    @property
+    def gate(self) -> float:
+        """The voice gate now: 0 shut (silence, noise, push-to-talk released) to 1 open."""
+        return self._gate.value
+
+    def set_voice_detection(self, aggressiveness: int | None) -> None:
+        """Voice detection strictness 0-3, or None for off (any sound moves the mouth)."""
+        self._gate.set_aggressiveness(aggressiveness)
+
     def push(self, samples: np.ndarray) -> list[SpeechFrame]:
         """Feed 16 kHz mono float audio; returns the video frames completed by it."""
         audio = np.asarray(samples, np.float32).ravel()

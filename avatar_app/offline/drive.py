@@ -9,33 +9,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import av
 import numpy as np
 
 from avatar_app.audio_file import AudioFileError, load_audio
-from avatar_app.portrait_file import ready_portrait
+from avatar_app.pipeline import builder
+from avatar_app.pipeline.settings import PipelineSettings
 from avatar_app.video_writer import VideoWriter
 from engines.controls import NEUTRAL
 from engines.errors import DeviceError
-from engines.face.tracker import FaceTracker
-from engines.motion.follow import FaceFollower
-from engines.motion.idle import IdleMotion
-from engines.motion.mixer import FacePresence, mix
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DriveSettings:
-    size: tuple[int, int] = (512, 512)
-    fit: Literal["fill", "fit"] = "fill"
-    engine: str = "auto"
-    neutral_frame: int | None = None  # None: the first frame with a face
-    seed: int = 0
+DEFAULTS = PipelineSettings(size=(512, 512), mode="webcam")
 
 
 def _frames(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
@@ -84,48 +75,47 @@ def _next_frame(path: Path, container: Any, decoded: Iterator[Any]) -> np.ndarra
 def render_driven(
     video: Path,
     output: Path,
-    portrait: Path | None = None,
-    settings: DriveSettings | None = None,
+    settings: PipelineSettings = DEFAULTS,
+    neutral_frame: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Render the portrait following ``video``'s face; returns the number of frames."""
-    settings = settings or DriveSettings()
-    ready = ready_portrait(portrait, settings.size, settings.fit, settings.engine)
-    renderer, prepared = ready.renderer, ready.prepared
-    frames, fps, total = _frames(video)
+    """Render the portrait following ``video``'s face; returns the number of frames.
+
+    ``neutral_frame``: the frame showing the resting face (None: the first with a face).
+    """
+    frames, fps, total = _frames(video)  # a bad clip fails before the slow work
+    portrait = builder.ready_portrait(settings)
     rate = max(1, round(fps))
     sound = _sound_of(video)
-    idle = IdleMotion(seed=settings.seed)
-    # A recorded clip is copied as it is seen, not mirrored like a selfie view.
-    follower = FaceFollower(mirror=False)
-    presence = FacePresence()
-    first = settings.neutral_frame or 0
+    idle = builder.idle_life(settings)
+    mixer = builder.mixer(replace(settings, mode="webcam"))
+    first = neutral_frame or 0
     width, height = settings.size
     written = 0
-    with (
-        FaceTracker() as tracker,
-        VideoWriter(
+    # A recorded clip is copied as it is seen, not mirrored like a selfie view.
+    face_stage = builder.face_stage(mirror=False)
+    try:
+        with VideoWriter(
             output,
             width,
             height,
             rate,
             audio_rate=sound.rate if sound else None,
             audio_channels=sound.channels if sound else 1,
-        ) as writer,
-    ):
-        if sound is not None:
-            writer.write_audio(sound.samples)
-        for index, rgb in enumerate(frames):
-            t = index / fps
-            face = tracker.track(rgb, round(t * 1000))
-            webcam = follower.update(t, face, may_calibrate=index >= first)
-            weight = presence.update(t, webcam is not None)
-            controls = mix("webcam", idle.controls_at(t), NEUTRAL, webcam, weight)
-            writer.write(renderer.render(prepared, controls))
-            written += 1
-            if progress:
-                progress(written, max(total, written))
-    if follower.neutral is None:
+        ) as writer:
+            if sound is not None:
+                writer.write_audio(sound.samples)
+            for index, rgb in enumerate(frames):
+                t = index / fps
+                face = face_stage.track(rgb, t, may_calibrate=index >= first)
+                controls = mixer.controls(t, idle.controls_at(t), NEUTRAL, face)
+                writer.write(portrait.render(controls))
+                written += 1
+                if progress:
+                    progress(written, max(total, written))
+    finally:
+        face_stage.close()
+    if face_stage.follower.neutral is None:
         log.warning("No face was found in %s: the portrait only idles", video)
     return written
 

@@ -8,33 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from avatar_app.audio_file import Audio
-from avatar_app.portrait_file import ready_portrait
+from avatar_app.pipeline import builder
+from avatar_app.pipeline.settings import PipelineSettings
 from avatar_app.video_writer import VideoWriter
-from engines.motion.talking import TalkingMotion
 from engines.speech.features import RATE
-from engines.speech.stream import DEFAULT_LOOKAHEAD, SpeechMotion
 
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 0.02
-
-
-@dataclass(frozen=True)
-class TalkSettings:
-    size: tuple[int, int] = (512, 512)
-    fit: Literal["fill", "fit"] = "fill"
-    fps: int = 25
-    engine: str = "auto"
-    lookahead: float = DEFAULT_LOOKAHEAD
-    vad_aggressiveness: int | None = 2
-    seed: int = 0
+DEFAULTS = PipelineSettings(size=(512, 512), fps=25, mode="audio")
 
 
 def spoken_text(text: str, voice: str = "en-us") -> Audio:
@@ -48,19 +36,13 @@ def spoken_text(text: str, voice: str = "en-us") -> Audio:
 def render_talking(
     audio: Audio,
     output: Path,
-    portrait: Path | None = None,
-    settings: TalkSettings | None = None,
+    settings: PipelineSettings = DEFAULTS,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Render the portrait speaking ``audio`` to ``output``; returns the number of frames."""
-    settings = settings or TalkSettings()
-    ready = ready_portrait(portrait, settings.size, settings.fit, settings.engine)
-    renderer, prepared = ready.renderer, ready.prepared
-
-    speech = SpeechMotion(
-        settings.fps, lookahead=settings.lookahead, vad_aggressiveness=settings.vad_aggressiveness
-    )
-    motion = TalkingMotion(settings.fps, seed=settings.seed)
+    portrait = builder.ready_portrait(settings)
+    speech = builder.speech_stage(settings)
+    mixer = builder.mixer(replace(settings, mode="audio"))
     sound = audio.for_output(2)
     mono = audio.mono(RATE)
     total = int(np.ceil(len(mono) / RATE * settings.fps - 1e-9))
@@ -76,8 +58,9 @@ def render_talking(
             upto = len(sound.samples) if last else (start + chunk) * sound.rate // RATE
             video.write_audio(sound.samples[start * sound.rate // RATE : upto])
             frames = speech.flush() if last else speech.push(mono[start : start + chunk])
-            for speech_frame in frames:
-                video.write(renderer.render(prepared, motion.controls(speech_frame)))
+            for spoken in frames:
+                controls = mixer.controls(spoken.time, spoken.life, spoken.mouth, None)
+                video.write(portrait.render(controls))
                 written += 1
                 if progress:
                     progress(written, total)

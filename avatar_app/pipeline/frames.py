@@ -1,0 +1,86 @@
+"""What flows between the stages, each stamped on the one monotonic clock (``time.monotonic_ns``).
+
+sound --AudioChunk--> speech --SpokenFrame--> mixer (+ webcam face) --TickControls--> renderer
+--RenderedFrame--> sinks. ``heard_ns`` is the capture time of the newest sound that shaped a
+frame, ``seen_ns`` that of the webcam frame; the latency a user sees is measured from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from engines.controls import FaceControls
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """``samples``: float32 mono in -1..1 at ``rate``; ``pts_ns``: capture time of the first
+    sample."""
+
+    samples: np.ndarray
+    rate: int
+    pts_ns: int
+
+    @property
+    def duration_ns(self) -> int:
+        """How long the chunk lasts, in nanoseconds."""
+        return len(self.samples) * 1_000_000_000 // self.rate
+
+
+@dataclass(frozen=True)
+class SpokenFrame:
+    """Speech's motion for the video frame at ``time`` seconds of sound: ``life`` (idle life
+    and speech-linked nods) and the speech ``mouth``, as the mixer takes them."""
+
+    time: float
+    life: FaceControls
+    mouth: FaceControls
+    heard_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class TickControls:
+    """What one tick shows, with the capture times of the sound and webcam frame behind it."""
+
+    controls: FaceControls
+    heard_ns: int | None = None
+    seen_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    """A finished HxWx3 uint8 RGB frame for the tick due at ``due_ns``."""
+
+    rgb: np.ndarray
+    due_ns: int
+    heard_ns: int | None = None
+    seen_ns: int | None = None
+
+    @property
+    def shaped_ns(self) -> int:
+        """Capture time of the newest sound behind the frame, else when it was due."""
+        return self.due_ns if self.heard_ns is None else self.heard_ns
+
+
+class AudioSource(Protocol):
+    """A microphone or a file played in real time (``avatar_app.live.audio_source``)."""
+
+    @property
+    def status(self) -> str: ...  # "running", "reconnecting" or "stopped"
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def read(self, timeout: float | None = None) -> AudioChunk | None: ...
+
+
+class FrameSink(Protocol):
+    """Where rendered frames go: the virtual camera, a recording, a preview window.
+
+    ``submit`` runs on the render thread and must not block; ``stop`` is idempotent.
+    """
+
+    def submit(self, frame: RenderedFrame) -> None: ...
+    def stop(self) -> None: ...

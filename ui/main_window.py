@@ -1,0 +1,990 @@
+"""The desktop app's window: pick a portrait, go live, talk, record.
+
+Everything slow (checking a photo, starting or stopping the session, probing devices, the
+doctor) runs on a worker thread; the session reports through ``SessionBridge`` signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QKeySequenceEdit,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from avatar_app.app_settings import AppSettings, save_settings
+from avatar_app.pipeline.session import (
+    CommandFinished,
+    LiveSession,
+    SessionEvent,
+    State,
+    StateChanged,
+    StatsUpdated,
+)
+from avatar_app.portrait_check import CheckedPortrait, check_portrait
+from engines.errors import AvatarError, VirtualCameraUnavailable
+from ui.bridge import FrameSlot, SessionBridge, pixmap_of
+from ui.worker import run_async
+
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.heic)"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"}
+SIZES = ((1280, 720), (1920, 1080), (960, 540), (640, 480), (512, 512))
+MODES = (("Voice", "audio"), ("Webcam", "webcam"), ("Voice + webcam", "hybrid"))
+BUNDLED = "bundled"  # the gallery item of the bundled photo
+METER_FLOOR_DB = -60.0
+
+
+class MainWindow(QMainWindow):
+    """``live_changed(bool)`` tells the tray when the camera goes live or stops."""
+
+    live_changed = Signal(bool)
+    hidden_to_tray = Signal()
+    _hotkey_signal = Signal(bool)  # from the global hook's thread
+    _command_done = Signal(object, object)  # (future, report) from a session thread
+
+    def __init__(self, settings: AppSettings, icon: QIcon) -> None:
+        super().__init__()
+        self.settings = settings
+        self.session: LiveSession | None = None
+        self.preview_only = False
+        self.checked: CheckedPortrait | None = None
+        self.talk_key_held = False
+        self.hotkey: Any = None  # the global push-to-talk listener, when one runs
+        self.recording_started: float | None = None
+        self.recording_path: Path | None = None
+        self.quitting = False
+        self.camera_backend: str | None = None  # a pyvirtualcam backend; None: this OS's own
+        self.audio_file: Path | None = None  # played in place of the microphone (demos, tests)
+        self._slot = FrameSlot()
+        self._slot.ready.connect(self._show_frame, Qt.ConnectionType.QueuedConnection)
+        self._bridge = SessionBridge(self)
+        self._bridge.received.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
+        self._hotkey_signal.connect(self.set_talk_key, Qt.ConnectionType.QueuedConnection)
+        self._command_done.connect(
+            lambda future, report: report(future), Qt.ConnectionType.QueuedConnection
+        )
+        self.setWindowTitle("avatar-app")
+        self.setWindowIcon(icon)
+        self.setAcceptDrops(True)
+        self.setMinimumSize(1024, 700)
+        self._build()
+        self._fill_devices()
+        self._load_gallery()
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(50)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.addWidget(self._build_gallery())
+        row.addLayout(self._build_centre(), 1)
+        row.addWidget(self._build_controls())
+        self.setCentralWidget(central)
+        self._build_menu()
+        self.statusBar().showMessage("Pick a portrait, then press Go live.")
+
+    def _build_gallery(self) -> QWidget:
+        box = QGroupBox("Portrait")
+        layout = QVBoxLayout(box)
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(96, 96))
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.gallery.setSpacing(6)
+        self.gallery.setToolTip("Your portraits. Drop photos here or on the window to add them.")
+        self.gallery.currentItemChanged.connect(self._on_gallery_pick)
+        add = QPushButton("Add photo…")
+        add.setToolTip("Pick a photo of one face looking toward the camera")
+        add.clicked.connect(self._add_photo_dialog)
+        layout.addWidget(self.gallery, 1)
+        layout.addWidget(add)
+        box.setFixedWidth(240)
+        return box
+
+    def _build_centre(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        self.preview = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumSize(480, 270)
+        self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.preview.setStyleSheet("background: #1d2230; border-radius: 8px;")
+        self.preview.setAccessibleName("Camera preview")
+        self.on_air = QLabel()
+        self.on_air.setAccessibleName("Camera state")
+        self.mouth_state = QLabel()
+        self.mouth_state.setToolTip("Whether the mouth follows your microphone right now")
+        self.portrait_note = QLabel(wordWrap=True)
+        badges = QHBoxLayout()
+        badges.addWidget(self.on_air)
+        badges.addWidget(self.mouth_state)
+        badges.addStretch(1)
+        column.addLayout(badges)
+        column.addWidget(self.preview, 1)
+        column.addWidget(self.portrait_note)
+        column.addWidget(self._build_problem_panel())
+        self._show_on_air()
+        return column
+
+    def _build_problem_panel(self) -> QFrame:
+        self.problem = QFrame()
+        self.problem.setFrameShape(QFrame.Shape.StyledPanel)
+        self.problem.setStyleSheet(
+            "QFrame { background: #fff4e5; border: 1px solid #f0b46c; border-radius: 6px; }"
+            "QLabel { color: #4a3000; border: none; }"
+        )
+        layout = QVBoxLayout(self.problem)
+        self.problem_title = QLabel(wordWrap=True)
+        self.problem_title.setStyleSheet("font-weight: bold;")
+        self.problem_text = QLabel(wordWrap=True)
+        self.problem_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons = QHBoxLayout()
+        self.preview_only_button = QPushButton("Preview only")
+        self.preview_only_button.setToolTip("Run the avatar in this window without a camera")
+        self.preview_only_button.clicked.connect(lambda: self.go_live(preview_only=True))
+        self.check_again_button = QPushButton("Check again")
+        self.check_again_button.setToolTip("Re-run the checks after fixing the camera")
+        self.check_again_button.clicked.connect(self._check_again)
+        buttons.addWidget(self.preview_only_button)
+        buttons.addWidget(self.check_again_button)
+        buttons.addStretch(1)
+        layout.addWidget(self.problem_title)
+        layout.addWidget(self.problem_text)
+        layout.addLayout(buttons)
+        self.problem.hide()
+        return self.problem
+
+    def _build_controls(self) -> QWidget:
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        self.live_button = QPushButton("Go live")
+        self.live_button.setMinimumHeight(44)
+        self.live_button.setStyleSheet("font-size: 16px; font-weight: bold;")
+        self.live_button.setToolTip("Start or stop the virtual camera that call apps can pick")
+        self.live_button.clicked.connect(self.toggle_live)
+        layout.addWidget(self.live_button)
+        layout.addWidget(self._build_inputs())
+        layout.addWidget(self._build_talk())
+        layout.addWidget(self._build_output())
+        layout.addWidget(self._build_record())
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFixedWidth(330)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        return scroll
+
+    def _build_inputs(self) -> QGroupBox:
+        box = QGroupBox("Inputs")
+        form = QFormLayout(box)
+        self.mic_combo = QComboBox()
+        self.mic_combo.setToolTip("The microphone that moves the mouth")
+        self.mic_combo.activated.connect(self._on_mic_chosen)
+        self.level = QProgressBar()
+        self.level.setRange(0, 100)
+        self.level.setTextVisible(False)
+        self.level.setMaximumHeight(10)
+        self.level.setToolTip("Microphone level")
+        self.webcam_combo = QComboBox()
+        self.webcam_combo.setToolTip("A webcam whose head, eyes and brows the avatar follows")
+        self.webcam_combo.activated.connect(self._on_webcam_chosen)
+        self.mode_combo = QComboBox()
+        for label, mode in MODES:
+            self.mode_combo.addItem(label, mode)
+        self.mode_combo.setToolTip(
+            "Voice: the microphone moves the mouth, idle life the rest. Webcam: your face moves "
+            "everything. Voice + webcam: the mouth from the voice, the rest from the webcam."
+        )
+        self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(self.settings.mode)))
+        self.mode_combo.activated.connect(self._on_mode_chosen)
+        form.addRow("Microphone", self.mic_combo)
+        form.addRow("", self.level)
+        form.addRow("Webcam", self.webcam_combo)
+        form.addRow("Driven by", self.mode_combo)
+        return box
+
+    def _build_talk(self) -> QGroupBox:
+        box = QGroupBox("Talking")
+        layout = QVBoxLayout(box)
+        self.talk_group = QButtonGroup(self)
+        self.voice_radio = QRadioButton("Voice activation")
+        self.voice_radio.setToolTip("The mouth moves when you speak; breath and noise do not")
+        self.key_radio = QRadioButton("Push-to-talk")
+        self.key_radio.setToolTip("The mouth moves only while the key is held")
+        self.always_radio = QRadioButton("Any sound")
+        self.always_radio.setToolTip("Every sound moves the mouth (no voice detection)")
+        for button, mode in (
+            (self.voice_radio, "vad"),
+            (self.key_radio, "key"),
+            (self.always_radio, "always"),
+        ):
+            self.talk_group.addButton(button)
+            button.setChecked(self.settings.push_to_talk == mode)
+            button.toggled.connect(self._on_talk_mode)
+        self.sensitivity = QSlider(Qt.Orientation.Horizontal)
+        self.sensitivity.setRange(0, 3)
+        self.sensitivity.setValue(3 - self.settings.vad_aggressiveness)
+        self.sensitivity.setToolTip("Voice activation sensitivity: right lets quieter speech in")
+        self.sensitivity.valueChanged.connect(self._on_sensitivity)
+        self.hotkey_edit = QKeySequenceEdit(QKeySequence(self.settings.hotkey))
+        self.hotkey_edit.setMaximumSequenceLength(1)
+        self.hotkey_edit.setToolTip("The key to hold while talking")
+        self.hotkey_edit.editingFinished.connect(self._on_hotkey_edited)
+        self.hotkey_scope = QLabel(wordWrap=True)
+        self.hotkey_scope.setStyleSheet("color: #666;")
+        self.mute = QCheckBox("Mute the mouth")
+        self.mute.setToolTip("Freeze the mouth shut whatever the microphone hears")
+        self.mute.toggled.connect(lambda _: self._apply_talk_gate())
+        sensitivity_row = QHBoxLayout()
+        sensitivity_row.addWidget(QLabel("Sensitivity"))
+        sensitivity_row.addWidget(self.sensitivity)
+        key_row = QHBoxLayout()
+        key_row.addWidget(QLabel("Key"))
+        key_row.addWidget(self.hotkey_edit)
+        for widget in (self.voice_radio,):
+            layout.addWidget(widget)
+        layout.addLayout(sensitivity_row)
+        layout.addWidget(self.key_radio)
+        layout.addLayout(key_row)
+        layout.addWidget(self.hotkey_scope)
+        layout.addWidget(self.always_radio)
+        layout.addWidget(self.mute)
+        return box
+
+    def _build_output(self) -> QGroupBox:
+        box = QGroupBox("Camera output")
+        form = QFormLayout(box)
+        self.engine_combo = QComboBox()
+        self.engine_combo.setToolTip("The renderer; unavailable ones say why")
+        self.engine_combo.activated.connect(self._on_engine_chosen)
+        self.size_combo = QComboBox()
+        for width, height in SIZES:
+            self.size_combo.addItem(f"{width} x {height}", (width, height))
+        current = (self.settings.width, self.settings.height)
+        if self.size_combo.findData(current) < 0:
+            self.size_combo.addItem(f"{current[0]} x {current[1]}", current)
+        self.size_combo.setCurrentIndex(self.size_combo.findData(current))
+        self.size_combo.setToolTip("The camera's picture size (call apps often use 1280 x 720)")
+        self.size_combo.activated.connect(self._on_size_chosen)
+        self.fps_spin = QSpinBox()
+        self.fps_spin.setRange(10, 60)
+        self.fps_spin.setValue(self.settings.fps)
+        self.fps_spin.setSuffix(" fps")
+        self.fps_spin.setToolTip("Frames per second; changes apply the next time you go live")
+        self.fps_spin.valueChanged.connect(self._on_fps_changed)
+        self.fit_combo = QComboBox()
+        self.fit_combo.addItem("Fill (crop around the face)", "fill")
+        self.fit_combo.addItem("Fit (whole photo)", "fit")
+        self.fit_combo.setCurrentIndex(self.fit_combo.findData(self.settings.fit))
+        self.fit_combo.activated.connect(self._on_fit_chosen)
+        form.addRow("Engine", self.engine_combo)
+        form.addRow("Size", self.size_combo)
+        form.addRow("Rate", self.fps_spin)
+        form.addRow("Framing", self.fit_combo)
+        return box
+
+    def _build_record(self) -> QGroupBox:
+        box = QGroupBox("Recording")
+        layout = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.record_button = QPushButton("Record")
+        self.record_button.setToolTip("Record what the camera shows, with your sound, to MP4")
+        self.record_button.setEnabled(False)
+        self.record_button.clicked.connect(self.toggle_recording)
+        self.record_time = QLabel("")
+        row.addWidget(self.record_button)
+        row.addWidget(self.record_time, 1)
+        self.record_path = QLabel(wordWrap=True)
+        self.record_path.setStyleSheet("color: #666;")
+        self.open_folder = QPushButton("Open folder")
+        self.open_folder.setToolTip("Show the recordings folder")
+        self.open_folder.clicked.connect(self._open_recordings)
+        layout.addLayout(row)
+        layout.addWidget(self.record_path)
+        layout.addWidget(self.open_folder)
+        return box
+
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        add = QAction("&Add photo…", self)
+        add.setShortcut(QKeySequence.StandardKey.Open)
+        add.triggered.connect(self._add_photo_dialog)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.quit)
+        file_menu.addAction(add)
+        file_menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About avatar-app", self)
+        about.triggered.connect(self._about)
+        logs = QAction("Open the &log folder", self)
+        logs.triggered.connect(self._open_logs)
+        help_menu.addAction(about)
+        help_menu.addAction(logs)
+
+    # -- portraits --------------------------------------------------------------------------
+
+    def _load_gallery(self) -> None:
+        from avatar_app.portrait_file import bundled_portrait_path
+
+        self.gallery.clear()
+        self._add_gallery_item(bundled_portrait_path(), BUNDLED, "Astronaut (bundled)")
+        for path in self.settings.portraits:
+            if Path(path).is_file():
+                self._add_gallery_item(Path(path), path, Path(path).name)
+        wanted = self.settings.portrait or BUNDLED
+        for index in range(self.gallery.count()):
+            if self.gallery.item(index).data(Qt.ItemDataRole.UserRole) == wanted:
+                self.gallery.setCurrentRow(index)
+                return
+        self.gallery.setCurrentRow(0)
+
+    def _add_gallery_item(self, path: Path, key: str, label: str) -> QListWidgetItem:
+        item = QListWidgetItem(QIcon(_thumbnail(path)), label)
+        item.setData(Qt.ItemDataRole.UserRole, key)
+        item.setToolTip(str(path))
+        self.gallery.addItem(item)
+        return item
+
+    def add_photo(self, path: Path) -> None:
+        """Check ``path``; it joins the gallery only if it can be animated."""
+        self.portrait_note.setText(f"Checking {path.name}…")
+        run_async(
+            lambda: check_portrait(path, self._size(), self.settings.fit),
+            lambda checked: self._photo_accepted(checked),
+            lambda exc: self._photo_refused(path, exc),
+            name="portrait-check",
+        )
+
+    def _photo_accepted(self, checked: CheckedPortrait) -> None:
+        key = str(checked.path)
+        if key not in self.settings.portraits:
+            self.settings.portraits.insert(0, key)
+            self._add_gallery_item(checked.path, key, checked.path.name)
+        self._select_key(key)
+
+    def _photo_refused(self, path: Path, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, AvatarError) else f"{path.name} cannot be used: {exc}"
+        self.portrait_note.setText(f"<b>{path.name} was not added.</b> {message}")
+        self.statusBar().showMessage(f"{path.name} was not added", 8000)
+
+    def _select_key(self, key: str) -> None:
+        for index in range(self.gallery.count()):
+            if self.gallery.item(index).data(Qt.ItemDataRole.UserRole) == key:
+                self.gallery.setCurrentRow(index)
+
+    def _on_gallery_pick(self, item: QListWidgetItem | None) -> None:
+        if item is None:
+            return
+        key = item.data(Qt.ItemDataRole.UserRole)
+        path = None if key == BUNDLED else Path(key)
+        self.settings.portrait = None if path is None else str(path)
+        self._save()
+        self._check_chosen_portrait()
+        if self.session is not None:
+            self._command(self.session.set_portrait(path), "Portrait changed")
+
+    def _check_chosen_portrait(self) -> None:
+        path = Path(self.settings.portrait) if self.settings.portrait else None
+        run_async(
+            lambda: check_portrait(path, self._size(), self.settings.fit),
+            self._show_checked,
+            lambda exc: self.portrait_note.setText(str(exc)),
+            name="portrait-check",
+        )
+
+    def _show_checked(self, checked: CheckedPortrait) -> None:
+        self.checked = checked
+        self.portrait_note.setText(checked.note)
+        if self.session is None:
+            self._show_pixmap(_with_face_box(pixmap_of(checked.framed), checked.face_box))
+
+    def _add_photo_dialog(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(self, "Add a portrait photo", "", IMAGE_FILTER)
+        for name in names:
+            self.add_photo(Path(name))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(_is_image(url) for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if _is_image(url):
+                self.add_photo(Path(url.toLocalFile()))
+        event.acceptProposedAction()
+
+    # -- going live -------------------------------------------------------------------------
+
+    def toggle_live(self) -> None:
+        if self.session is None:
+            self.go_live()
+        else:
+            self.stop_live()
+
+    def go_live(self, preview_only: bool = False) -> None:
+        """Start the session on a worker; the window follows its events."""
+        if self.session is not None:
+            return
+        self.problem.hide()
+        self.preview_only = preview_only
+        settings = replace(
+            self.settings.pipeline(virtual_camera="off" if preview_only else "auto"),
+            virtual_camera_backend=self.camera_backend,
+            audio_file=self.audio_file,
+        )
+        session = LiveSession(settings, sinks=[self._slot])
+        self._bridge.attach(session)
+        self.session = session
+        self._apply_talk_gate()
+        self.live_button.setEnabled(False)
+        self.live_button.setText("Starting…")
+        run_async(session.start, lambda _: self._started(), self._start_failed, "go-live")
+
+    def _started(self) -> None:
+        self.live_button.setEnabled(True)
+        self.live_button.setText("Stop")
+        self.record_button.setEnabled(True)
+        self.fps_spin.setEnabled(False)
+        self._start_hotkey()
+        self._show_on_air()
+        self.live_changed.emit(True)
+
+    def _start_failed(self, exc: Exception) -> None:
+        self._bridge.detach()
+        self.session = None
+        self.live_button.setEnabled(True)
+        self.live_button.setText("Go live")
+        self._show_on_air()
+        if isinstance(exc, VirtualCameraUnavailable):
+            self._show_camera_problem(str(exc))
+        else:
+            message = str(exc) if isinstance(exc, AvatarError) else f"{exc!r}; see the log."
+            self._show_problem("Could not go live", message, camera=False)
+
+    def stop_live(self, then: Callable[[], object] | None = None) -> None:
+        session = self.session
+        if session is None:
+            if then:
+                then()
+            return
+        self.live_button.setEnabled(False)
+        self.live_button.setText("Stopping…")
+        self._stop_hotkey()
+
+        def stopped(_: object) -> None:
+            self._bridge.detach()
+            self.session = None
+            self._recording_ended()
+            self.live_button.setEnabled(True)
+            self.live_button.setText("Go live")
+            self.record_button.setEnabled(False)
+            self.fps_spin.setEnabled(True)
+            self._show_on_air()
+            if self.checked is not None:
+                self._show_pixmap(pixmap_of(self.checked.framed))
+            self.statusBar().showMessage("Off air.")
+            self.live_changed.emit(False)
+            if then:
+                then()
+
+        run_async(session.stop, stopped, lambda exc: stopped(None), "stop-live")
+
+    def _show_camera_problem(self, message: str) -> None:
+        self._show_problem("The virtual camera could not start", message, camera=True)
+        run_async(_camera_advice, self._show_advice, lambda exc: None, "doctor")
+
+    def _show_advice(self, advice: str) -> None:
+        if advice and self.problem.isVisible():
+            self.problem_text.setText(advice)
+
+    def _show_problem(self, title: str, text: str, camera: bool) -> None:
+        self.problem_title.setText(title)
+        self.problem_text.setText(text)
+        self.preview_only_button.setVisible(camera)
+        self.check_again_button.setVisible(camera)
+        self.problem.show()
+
+    def _check_again(self) -> None:
+        self.problem_text.setText("Checking…")
+        run_async(_camera_advice, self._checked_again, lambda exc: None, "doctor")
+
+    def _checked_again(self, advice: str) -> None:
+        if advice:
+            self.problem_text.setText(advice)
+        else:
+            self.problem.hide()
+            self.go_live()
+
+    # -- session events ---------------------------------------------------------------------
+
+    def _on_event(self, event: SessionEvent) -> None:
+        if isinstance(event, StateChanged):
+            self._show_on_air()
+            if event.state is State.DEGRADED:
+                self.statusBar().showMessage(f"Attention: {event.reason}", 10000)
+        elif isinstance(event, StatsUpdated):
+            stats = event.stats
+            latency = "-" if stats.latency_ms_p95 is None else f"{stats.latency_ms_p95:.0f} ms"
+            self.statusBar().showMessage(
+                f"{stats.fps:.1f} fps · mic → frame {latency} (p95) · CPU "
+                f"{stats.cpu_percent_of_all_cores:.0f}% · dropped {stats.dropped}"
+            )
+            if stats.recording_error:
+                self._recording_ended(f"Recording stopped: {stats.recording_error}")
+        elif isinstance(event, CommandFinished) and event.error:
+            self.statusBar().showMessage(event.error, 10000)
+            if event.command == "portrait":
+                self.portrait_note.setText(event.error)
+
+    def _show_frame(self) -> None:
+        rgb = self._slot.take()
+        if rgb is not None and self.session is not None:
+            self._show_pixmap(pixmap_of(rgb))
+
+    def _show_pixmap(self, pixmap: QPixmap) -> None:
+        self.preview.setPixmap(
+            pixmap.scaled(
+                self.preview.size(),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
+
+    def _show_on_air(self) -> None:
+        session = self.session
+        if session is None:
+            text, colour = "OFF AIR", "#5b6478"
+        elif session.state in (State.IDLE, State.STARTING):
+            text, colour = "STARTING", "#8a6d00"
+        elif self.preview_only:
+            text, colour = "PREVIEW ONLY", "#2f6fb3"
+        elif session.state is State.DEGRADED:
+            text, colour = "● ON AIR (problem)", "#c2410c"
+        else:
+            text, colour = "● ON AIR", "#d92d20"
+        self.on_air.setText(text)
+        self.on_air.setStyleSheet(
+            f"background: {colour}; color: white; font-weight: bold; padding: 3px 10px;"
+            "border-radius: 4px;"
+        )
+
+    def _tick(self) -> None:
+        """20 times a second: the level meter, the mouth badge, the recording clock."""
+        session = self.session
+        if session is None or session.state not in (State.LIVE, State.DEGRADED):
+            self.level.setValue(0)
+            self.mouth_state.setText("")
+            return
+        meter = session.meter
+        span = -METER_FLOOR_DB
+        self.level.setValue(round(100 * min(1.0, max(0.0, (meter.level_db + span) / span))))
+        is_open = meter.gate > 0.5
+        self.mouth_state.setText("mouth open to the mic" if is_open else "mouth shut")
+        self.mouth_state.setStyleSheet(
+            f"color: {'#0a7a3d' if is_open else '#666'}; font-weight: bold; padding: 3px;"
+        )
+        if self.recording_started is not None:
+            elapsed = int(time.monotonic() - self.recording_started)
+            self.record_time.setText(f"● {elapsed // 60:02d}:{elapsed % 60:02d}")
+
+    # -- controls ---------------------------------------------------------------------------
+
+    def _fill_devices(self) -> None:
+        self.mic_combo.clear()
+        self.mic_combo.addItem("System default", None)
+        self.webcam_combo.clear()
+        self.webcam_combo.addItem("Off", "off")
+        self.webcam_combo.addItem("Automatic", "auto")
+        self.engine_combo.clear()
+        run_async(_probe_devices, self._devices_found, lambda exc: None, "device-probe")
+
+    def _devices_found(self, found: dict[str, list[tuple[str, Any, str]]]) -> None:
+        for label, value, tip in found["microphones"]:
+            self.mic_combo.addItem(label, value)
+            self.mic_combo.setItemData(self.mic_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        for label, value, tip in found["webcams"]:
+            self.webcam_combo.addItem(label, value)
+            self.webcam_combo.setItemData(
+                self.webcam_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole
+            )
+        for label, value, reason in found["engines"]:
+            self.engine_combo.addItem(label, value)
+            index = self.engine_combo.count() - 1
+            self.engine_combo.setItemData(index, reason or label, Qt.ItemDataRole.ToolTipRole)
+            if reason:  # listed with the reason, not choosable
+                item = self.engine_combo.model().item(index)  # type: ignore[attr-defined]
+                item.setEnabled(False)
+        _select(self.mic_combo, self.settings.microphone, missing="microphone")
+        _select(self.webcam_combo, self.settings.webcam, missing="webcam")
+        _select(self.engine_combo, self.settings.engine, missing="engine")
+
+    def _on_mic_chosen(self) -> None:
+        name = self.mic_combo.currentData()
+        self.settings.microphone = name
+        self._save()
+        if self.session is not None:
+            self._command(self.session.set_microphone(name), "Microphone changed")
+
+    def _on_webcam_chosen(self) -> None:
+        name = self.webcam_combo.currentData()
+        self.settings.webcam = name
+        if name != "off" and self.settings.mode == "audio":
+            self.settings.mode = "hybrid"  # a webcam was picked: let it move the head
+            self.mode_combo.setCurrentIndex(self.mode_combo.findData("hybrid"))
+            if self.session is not None:
+                self.session.set_mode("hybrid")
+        self._save()
+        if self.session is not None:
+            self._command(self.session.set_webcam(name), "Webcam changed")
+
+    def _on_mode_chosen(self) -> None:
+        mode = self.mode_combo.currentData()
+        self.settings.mode = mode
+        self._save()
+        if self.session is not None:
+            self._command(self.session.set_mode(mode), "Driving mode changed")
+
+    def _on_engine_chosen(self) -> None:
+        engine = self.engine_combo.currentData()
+        self.settings.engine = engine
+        self._save()
+        if self.session is not None:
+            self._command(self.session.set_engine(engine), f"Engine: {engine}")
+
+    def _on_size_chosen(self) -> None:
+        width, height = self.size_combo.currentData()
+        self.settings.width, self.settings.height = width, height
+        self._save()
+        self._check_chosen_portrait()
+        if self.session is not None:
+            self._command(self.session.set_output_size((width, height)), "Size changed")
+
+    def _on_fps_changed(self, value: int) -> None:
+        self.settings.fps = value
+        self._save()
+
+    def _on_fit_chosen(self) -> None:
+        self.settings.fit = self.fit_combo.currentData()
+        self._save()
+        self._check_chosen_portrait()
+        if self.session is not None:
+            self._command(self.session.set_framing(self.settings.fit), "Framing changed")
+
+    def _on_talk_mode(self) -> None:
+        mode = "vad" if self.voice_radio.isChecked() else "always"
+        if self.key_radio.isChecked():
+            mode = "key"
+        if mode == self.settings.push_to_talk:
+            return
+        self.settings.push_to_talk = mode  # type: ignore[assignment]
+        self._save()
+        self._apply_talk_gate()
+        if self.session is not None:
+            self._stop_hotkey()
+            self._start_hotkey()
+
+    def _on_sensitivity(self, value: int) -> None:
+        self.settings.vad_aggressiveness = 3 - value
+        self._save()
+        self._apply_talk_gate()
+
+    def _on_hotkey_edited(self) -> None:
+        sequence = self.hotkey_edit.keySequence().toString()
+        if sequence:
+            self.settings.hotkey = sequence
+            self._save()
+            if self.session is not None:
+                self._stop_hotkey()
+                self._start_hotkey()
+
+    def set_talk_key(self, held: bool) -> None:
+        """Push-to-talk key down or up (from the global hook or the focused window)."""
+        self.talk_key_held = held
+        self._apply_talk_gate()
+
+    def set_muted(self, muted: bool) -> None:
+        self.mute.setChecked(muted)
+
+    def set_push_to_talk_mode(self, on: bool) -> None:
+        """Push-to-talk on the hotkey (on), or back to voice activation (off)."""
+        (self.key_radio if on else self.voice_radio).setChecked(True)
+
+    def _apply_talk_gate(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        mode = self.settings.push_to_talk
+        session.set_voice_detection(None if mode == "always" else self.settings.vad_aggressiveness)
+        is_open = not self.mute.isChecked() and (mode != "key" or self.talk_key_held)
+        session.set_push_to_talk(is_open)
+
+    def _start_hotkey(self) -> None:
+        self.talk_key_held = False
+        self._apply_talk_gate()
+        if self.settings.push_to_talk != "key":
+            self.hotkey_scope.setText("")
+            return
+        try:
+            from avatar_app.hotkeys import GlobalPushToTalk, parse_hotkey
+
+            listener = GlobalPushToTalk(
+                parse_hotkey(self.settings.hotkey), self._hotkey_from_thread
+            )
+            listener.start()
+        except Exception as exc:  # no global hook here: the focused window still works
+            self.hotkey = None
+            self.hotkey_scope.setText(f"Works while this window has focus ({exc}).")
+            return
+        self.hotkey = listener
+        self.hotkey_scope.setText("Works everywhere, also while the call app has focus.")
+
+    def _hotkey_from_thread(self, held: bool) -> None:
+        self._hotkey_signal.emit(held)
+
+    def _stop_hotkey(self) -> None:
+        listener, self.hotkey = self.hotkey, None
+        if listener is not None:
+            listener.stop()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self._is_talk_key(event) and self.hotkey is None:
+            self.set_talk_key(True)
+        else:
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if self._is_talk_key(event) and self.hotkey is None:
+            self.set_talk_key(False)
+        else:
+            super().keyReleaseEvent(event)
+
+    def _is_talk_key(self, event: QKeyEvent) -> bool:
+        if self.settings.push_to_talk != "key" or event.isAutoRepeat():
+            return False
+        pressed = QKeySequence(event.keyCombination()).toString()
+        return pressed == QKeySequence(self.settings.hotkey).toString()
+
+    def changeEvent(self, event: QEvent) -> None:
+        # A key released while another window had focus never reaches us: stop talking.
+        left = event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow()
+        if left and self.hotkey is None and self.talk_key_held:
+            self.set_talk_key(False)
+        super().changeEvent(event)
+
+    # -- recording --------------------------------------------------------------------------
+
+    def toggle_recording(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        if self.recording_started is not None:
+            self._command(session.stop_recording(), "Recording saved")
+            self._recording_ended()
+            return
+        folder = self.settings.recordings_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Cannot create {folder}: {exc.strerror}", 10000)
+            return
+        path = folder / time.strftime("avatar-%Y%m%d-%H%M%S.mp4")
+        self.recording_path = path
+        self.recording_started = time.monotonic()
+        self.record_button.setText("Stop recording")
+        self.record_path.setText(f"Recording to {path}")
+        self._command(session.start_recording(path), f"Recording to {path.name}")
+
+    def _recording_ended(self, message: str = "") -> None:
+        if self.recording_started is None:
+            return
+        self.recording_started = None
+        self.record_button.setText("Record")
+        self.record_time.setText("")
+        if self.recording_path is not None:
+            self.record_path.setText(message or f"Saved {self.recording_path}")
+
+    def _open_recordings(self) -> None:
+        folder = self.settings.recordings_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    # -- the rest ---------------------------------------------------------------------------
+
+    def _command(self, future: Any, done_message: str) -> None:
+        """Say when a session command worked; failures arrive as CommandFinished events."""
+
+        def report(result: Any) -> None:
+            if result.exception() is None:
+                self.statusBar().showMessage(done_message, 4000)
+
+        future.add_done_callback(lambda f: self._command_done.emit(f, report))
+
+    def _size(self) -> tuple[int, int]:
+        return self.settings.width, self.settings.height
+
+    def _save(self) -> None:
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Settings not saved: {exc.strerror}", 8000)
+
+    def _about(self) -> None:
+        from ui.dialogs import show_about
+
+        show_about(self)
+
+    def _open_logs(self) -> None:
+        from avatar_app.app_settings import log_dir
+
+        log_dir().mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
+
+    def quit(self) -> None:
+        """Stop everything and close for good."""
+        self.quitting = True
+        self.stop_live(then=self._close_and_quit)
+
+    def _close_and_quit(self) -> None:
+        self.close()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.quitting or self.session is None:
+            self._stop_hotkey()
+            self._save()
+            event.accept()
+            if self.session is not None:
+                self.session.stop()
+            return
+        event.ignore()  # live: keep running in the tray
+        self.hide()
+        self.hidden_to_tray.emit()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self.checked is None:
+            self._check_chosen_portrait()
+
+
+def _thumbnail(path: Path) -> QPixmap:
+    pixmap = QPixmap(str(path))
+    if pixmap.isNull():
+        pixmap = QPixmap(96, 96)
+        pixmap.fill(Qt.GlobalColor.darkGray)
+    return pixmap.scaled(
+        96, 96, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
+
+
+def _with_face_box(pixmap: QPixmap, box: tuple[float, float, float, float]) -> QPixmap:
+    painter = QPainter(pixmap)
+    pen = QPen(Qt.GlobalColor.green)
+    pen.setWidth(max(2, pixmap.width() // 300))
+    painter.setPen(pen)
+    left, top, right, bottom = box
+    painter.drawRect(round(left), round(top), round(right - left), round(bottom - top))
+    painter.end()
+    return pixmap
+
+
+def _is_image(url: QUrl) -> bool:
+    return url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _select(combo: QComboBox, value: object, missing: str) -> None:
+    """Select ``value``; a remembered device that is gone shows as missing and is selected."""
+    index = combo.findData(value)
+    if index < 0 and value not in (None, "off", "auto"):
+        combo.addItem(f"{value} (missing)", value)
+        index = combo.count() - 1
+        combo.setItemData(
+            index,
+            f"This {missing} is not connected now; the default is used until it returns.",
+            Qt.ItemDataRole.ToolTipRole,
+        )
+    combo.setCurrentIndex(max(0, index))
+
+
+def _probe_devices() -> dict[str, list[tuple[str, Any, str]]]:
+    """Microphones and webcams by the names users know, and engines, off the GUI thread."""
+    from avatar_app.live.audio_source import microphones
+    from avatar_app.live.devices import cameras
+    from engines.renderer import renderer_names, unavailable_reason
+
+    try:
+        mics = [
+            (m.label + (" (monitor)" if m.is_monitor else ""), m.device, m.device)
+            for m in microphones()
+        ]
+    except AvatarError:
+        mics = []
+    webcams = [(c.label, c.device, c.device) for c in cameras() if not c.is_virtual]
+    engines = []
+    for name in renderer_names():
+        reason = unavailable_reason(name)
+        engines.append((name if reason is None else f"{name} (unavailable)", name, reason or ""))
+    return {"microphones": mics, "webcams": webcams, "engines": engines}
+
+
+def _camera_advice() -> str:
+    """The doctor's failing virtual-camera checks with their fixes; "" when all pass."""
+    from avatar_app.live.doctor import run_checks
+
+    lines = []
+    for check in run_checks():
+        if not check.ok and (
+            "camera" in check.name or "group" in check.name or "caps" in check.name
+        ):
+            lines.append(f"• {check.name}: {check.detail}")
+            if check.fix:
+                lines.append(f"   Fix: {check.fix}")
+    return "\n".join(lines)
