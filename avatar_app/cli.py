@@ -13,20 +13,30 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from avatar_app.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+
+if TYPE_CHECKING:
+    from avatar_app.pipeline.settings import PipelineSettings
 
 log = logging.getLogger("avatar_app")
 
 
-WindowOpener = Callable[[bool], int]
-"""Opens the desktop window (``ui`` passes it in: nothing outside ``ui`` imports Qt)."""
+@dataclass(frozen=True)
+class WindowHooks:
+    """What only ``ui`` can do, passed in by the ``avatar-app`` program (``ui.launcher``), so
+    that nothing outside ``ui`` imports Qt."""
+
+    open_window: Callable[[bool], int]  # (start in the tray) -> exit code
+    bench_gui: Callable[[float], dict[str, Any]]  # (seconds live) -> bench JSON
 
 
-def main(argv: Sequence[str] | None = None, open_window: WindowOpener | None = None) -> int:
+def main(argv: Sequence[str] | None = None, window: WindowHooks | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.window = window
     if args.command == "bench":
         from avatar_app.bench import single_thread_env
 
@@ -36,7 +46,7 @@ def main(argv: Sequence[str] | None = None, open_window: WindowOpener | None = N
 
     setup_logging(args.verbose)
     if args.command is None:
-        return run_window(args, open_window)
+        return run_window(args)
     try:
         return int(args.run(args))
     except AvatarError as exc:
@@ -190,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     track = what.add_parser("track", parents=[common], help="webcam tracking cost and latency")
     track.add_argument("--seconds", type=float, default=20.0, help="how long to run live")
     track.set_defaults(run=run_bench_track)
+    gui = what.add_parser(
+        "gui", parents=[common], help="window launch, go-live and GUI-thread stall (JSON)"
+    )
+    gui.add_argument("--seconds", type=float, default=30.0, help="how long to stay live")
+    gui.set_defaults(run=run_bench_gui)
     speech = what.add_parser("speech", parents=[common], help="lip-sync model cost and lookahead")
     speech.add_argument("--seconds", type=float, default=30.0, help="seconds of speech to run")
     speech.set_defaults(run=run_bench_speech)
@@ -223,9 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_window(args: argparse.Namespace, open_window: WindowOpener | None) -> int:
+def run_window(args: argparse.Namespace) -> int:
     """The desktop app, where there is a display to show it on and Qt to show it with."""
-    if open_window is None:
+    if args.window is None:
         print(
             "error: give a command (`avatar-app --help` lists them); the window opens from the "
             "`avatar-app` program itself.",
@@ -240,7 +255,7 @@ def run_window(args: argparse.Namespace, open_window: WindowOpener | None) -> in
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    return open_window(args.tray)
+    return int(args.window.open_window(args.tray))
 
 
 def _has_display() -> bool:
@@ -259,18 +274,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def _picture_settings(args: argparse.Namespace, **motion: Any) -> PipelineSettings:
+    """The portrait, size, framing and engine the options ask for, plus ``motion`` settings."""
     from avatar_app.framing import parse_size
-    from avatar_app.offline.demo import render_demo
     from avatar_app.pipeline.settings import PipelineSettings
 
-    settings = PipelineSettings(
+    picture = {"fps": args.fps} if "fps" in args else {}
+    return PipelineSettings(
         portrait=args.portrait,
         size=parse_size(args.size),
         fit=args.fit,
-        fps=args.fps,
         engine=args.engine,
+        **picture,
+        **motion,
     )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from avatar_app.offline.demo import render_demo
+
+    settings = _picture_settings(args)
     progress = LazyProgress("Rendering")
     started = time.perf_counter()
     total = render_demo(args.output, settings, progress)
@@ -286,16 +309,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     from avatar_app.audio_file import load_audio
-    from avatar_app.framing import parse_size
     from avatar_app.offline.talk import render_talking, spoken_text
-    from avatar_app.pipeline.settings import PipelineSettings
 
-    settings = PipelineSettings(
-        portrait=args.portrait,
-        size=parse_size(args.size),
-        fit=args.fit,
-        fps=args.fps,
-        engine=args.engine,
+    settings = _picture_settings(
+        args,
         mode="audio",
         lookahead=args.lookahead / 1000.0,
         vad_aggressiveness=2 if args.vad == "off" else int(args.vad),
@@ -332,17 +349,9 @@ def run_bench_render(args: argparse.Namespace) -> int:
 
 
 def run_drive(args: argparse.Namespace) -> int:
-    from avatar_app.framing import parse_size
     from avatar_app.offline.drive import render_driven
-    from avatar_app.pipeline.settings import PipelineSettings
 
-    settings = PipelineSettings(
-        portrait=args.portrait,
-        size=parse_size(args.size),
-        fit=args.fit,
-        engine=args.engine,
-        mode="webcam",
-    )
+    settings = _picture_settings(args, mode="webcam")
     progress = LazyProgress("Rendering")
     frames = render_driven(args.video, args.output, settings, args.neutral_frame, progress)
     progress.finish()
@@ -375,6 +384,16 @@ def run_bench_live(args: argparse.Namespace) -> int:
     from avatar_app.live.runner import bench_live
 
     print(json.dumps(bench_live(args.seconds), indent=2))
+    return 0
+
+
+def run_bench_gui(args: argparse.Namespace) -> int:
+    if args.window is None:
+        print("error: run `avatar-app bench gui` (the program with the window).", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not _has_display():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    print(json.dumps(args.window.bench_gui(args.seconds), indent=2))
     return 0
 
 

@@ -3,6 +3,8 @@
 # With --test, also what the tests use; with --train, what training the lip-sync model uses.
 #   libgl1 libglib2.0-0  needed by opencv-contrib-python (cv2) and mediapipe
 #   libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3  needed by PySide6 (Qt) windows
+#   libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0
+#   libxcb-cursor0 libxkbcommon-x11-0  Qt's X11 (xcb) platform plugin, for the window
 #   libportaudio2     the microphone in live mode (sounddevice)
 #   python3-venv      lets `python3 -m venv` create .venv on Debian
 #   gcc python3-dev   build evdev, which pynput (the global push-to-talk hotkey, gui extra)
@@ -15,16 +17,20 @@
 #                     end-to-end tests (a null sink played into with paplay)
 #   xvfb xdotool xterm  the global push-to-talk hotkey end-to-end test: an X server, XTest
 #                     key presses, and another app holding the keyboard focus
+#   openbox trayer imagemagick  a window manager, a tray host and `import` for the window's
+#                     screenshots under Xvfb
 # --train (adds to --test):
 #   asterisk-core-sounds-en-g722 asterisk-core-sounds-en  ~500 recorded voice prompts with
 #                     their transcripts: real human speech for training and measuring
 set -euo pipefail
 
 packages=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libportaudio2
-    gcc python3-dev)
+    libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 libxcb-cursor0
+    libxkbcommon-x11-0 gcc python3-dev)
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--train" ]; then
     packages+=(ffmpeg festival festvox-kallpc16k festvox-us-slt-hts alsa-utils
-        pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool xterm)
+        pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool xterm openbox trayer
+        imagemagick)
 fi
 if [ "${1:-}" = "--train" ]; then
     packages+=(asterisk-core-sounds-en-g722 asterisk-core-sounds-en)

@@ -91,6 +91,7 @@ def test_a_photo_is_checked_added_and_remembered_and_a_no_face_photo_is_refused(
     qtbot: object, window: MainWindow, media: dict[str, Path], config: Path
 ) -> None:
     window.show()
+    _wait(qtbot, lambda: window.checked is not None)  # the remembered photo is shown first
     window.add_photo(media["blank"])
     _wait(qtbot, lambda: "was not added" in window.portrait_note.text())
     assert "No face" in window.portrait_note.text()
@@ -169,8 +170,8 @@ def test_without_a_virtual_camera_the_window_says_why_and_offers_preview_only(
         lambda: "modprobe" in window.problem_text.text() or "OBS" in window.problem_text.text(),
     )
     window.preview_only_button.click()
-    _wait(qtbot, lambda: window.session is not None and window.session.state is State.LIVE)
-    assert window.on_air.text() == "PREVIEW ONLY"
+    _wait(qtbot, lambda: window.on_air.text() == "PREVIEW ONLY")
+    assert window.session is not None and window.session.state is State.LIVE
     _wait(qtbot, lambda: not window.preview.pixmap().isNull())
 
 
@@ -227,3 +228,15 @@ def test_settings_round_trip_and_a_broken_file_is_set_aside(config: Path) -> Non
     path.write_text("{ not json")
     assert load_settings() == AppSettings()
     assert not path.exists() and len(list(config.glob("settings.json.broken-*"))) == 1
+
+
+def test_a_remembered_device_that_is_gone_shows_as_missing_and_the_default_is_used(
+    qtbot: object, window: MainWindow, media: dict[str, Path], camera: type[CountingBackend]
+) -> None:
+    window.settings.microphone = "Gone Microphone"
+    window._fill_devices()
+    _wait(qtbot, lambda: window.mic_combo.currentText() == "Gone Microphone (missing)")
+    _go_live(qtbot, window, media["speech"])
+    assert window.session is not None and window.session.settings.microphone is None
+    assert "not connected" in window.statusBar().currentMessage()
+    assert window.settings.microphone == "Gone Microphone"  # used again once it is back

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
-import numpy as np
-
-from avatar_app.process_stats import cpu_seconds, peak_rss_mb, rss_mb
+from avatar_app.process_stats import cpu_seconds
 
 BLOCK_MB = 200
 
 
+MEMORY_CHECK = f"""
+import numpy as np
+from avatar_app.process_stats import peak_rss_mb, rss_mb
+
+before = rss_mb()
+block = np.ones({BLOCK_MB} * 2**20, np.uint8)  # written, so resident
+during = rss_mb()
+peak_during = peak_rss_mb()
+del block
+after = rss_mb()
+assert before > 0, before
+assert during - before > 0.8 * {BLOCK_MB}, (before, during)
+assert peak_during >= during - 1, (peak_during, during)  # the peak covers now (KiB rounding)
+assert after < during - 0.8 * {BLOCK_MB}, (after, during)  # numpy returns large blocks
+assert peak_rss_mb() >= peak_during - 1  # ... while the peak remembers it
+"""
+
+
 def test_memory_follows_a_large_allocation_and_the_peak_stays() -> None:
-    before = rss_mb()
-    block = np.ones(BLOCK_MB * 2**20, np.uint8)  # written, so resident
-    during = rss_mb()
-    peak_during = peak_rss_mb()
-    del block
-    after = rss_mb()
-    assert before > 0
-    assert during - before > 0.8 * BLOCK_MB
-    assert peak_during >= during - 1  # the peak covers the current amount (KiB rounding)
-    assert after < during - 0.8 * BLOCK_MB  # freed (numpy returns large blocks to the OS)
-    assert peak_rss_mb() >= peak_during - 1  # ... while the peak remembers it
+    # A fresh process: in a long test run the allocator may already hold freed memory that
+    # the block would reuse without the resident size changing.
+    done = subprocess.run([sys.executable, "-c", MEMORY_CHECK], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_cpu_seconds_count_work_not_sleep() -> None:

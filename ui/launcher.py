@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from avatar_app.cli import WindowHooks
 from avatar_app.cli import main as cli_main
 from avatar_app.exit_codes import EXIT_USER_ERROR
 
@@ -25,8 +27,14 @@ def open_window(start_in_tray: bool) -> int:
     return run_app(start_in_tray=start_in_tray)
 
 
+def bench_gui(seconds: float) -> dict[str, Any]:
+    from ui.bench_gui import bench_gui as run
+
+    return run(seconds)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli_main(argv, open_window)
+    return cli_main(argv, WindowHooks(open_window, bench_gui))
 
 
 if __name__ == "__main__":

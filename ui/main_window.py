@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -32,15 +32,12 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
     QKeySequenceEdit,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QProgressBar,
     QPushButton,
@@ -65,16 +62,16 @@ from avatar_app.pipeline.session import (
 from avatar_app.portrait_check import CheckedPortrait, check_portrait
 from engines.errors import AvatarError, VirtualCameraUnavailable
 from ui.bridge import FrameSlot, SessionBridge, pixmap_of
+from ui.gallery import PortraitGallery, is_image
+from ui.probes import probe_devices, virtual_camera_advice
 from ui.worker import run_async
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.heic)"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"}
 SIZES = ((1280, 720), (1920, 1080), (960, 540), (640, 480), (512, 512))
 MODES = (("Voice", "audio"), ("Webcam", "webcam"), ("Voice + webcam", "hybrid"))
-BUNDLED = "bundled"  # the gallery item of the bundled photo
 METER_FLOOR_DB = -60.0
+MISSING = " (missing)"  # after a remembered device that is not connected now
 
 
 class MainWindow(QMainWindow):
@@ -112,7 +109,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(1024, 700)
         self._build()
         self._fill_devices()
-        self._load_gallery()
+        self.portraits.load()
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
         self._timer.start(50)
@@ -122,31 +119,16 @@ class MainWindow(QMainWindow):
     def _build(self) -> None:
         central = QWidget()
         row = QHBoxLayout(central)
-        row.addWidget(self._build_gallery())
+        self.portraits = PortraitGallery(self.settings, self._size)
+        self.portraits.picked.connect(self._on_portrait_picked)
+        self.portraits.said.connect(self.portrait_note_text)
+        self.gallery = self.portraits.list
+        row.addWidget(self.portraits)
         row.addLayout(self._build_centre(), 1)
         row.addWidget(self._build_controls())
         self.setCentralWidget(central)
         self._build_menu()
         self.statusBar().showMessage("Pick a portrait, then press Go live.")
-
-    def _build_gallery(self) -> QWidget:
-        box = QGroupBox("Portrait")
-        layout = QVBoxLayout(box)
-        self.gallery = QListWidget()
-        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
-        self.gallery.setIconSize(QSize(96, 96))
-        self.gallery.setMovement(QListWidget.Movement.Static)
-        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.gallery.setSpacing(6)
-        self.gallery.setToolTip("Your portraits. Drop photos here or on the window to add them.")
-        self.gallery.currentItemChanged.connect(self._on_gallery_pick)
-        add = QPushButton("Add photo…")
-        add.setToolTip("Pick a photo of one face looking toward the camera")
-        add.clicked.connect(self._add_photo_dialog)
-        layout.addWidget(self.gallery, 1)
-        layout.addWidget(add)
-        box.setFixedWidth(240)
-        return box
 
     def _build_centre(self) -> QVBoxLayout:
         column = QVBoxLayout()
@@ -354,7 +336,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         add = QAction("&Add photo…", self)
         add.setShortcut(QKeySequence.StandardKey.Open)
-        add.triggered.connect(self._add_photo_dialog)
+        add.triggered.connect(self.portraits.add_from_dialog)
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quit)
@@ -370,60 +352,13 @@ class MainWindow(QMainWindow):
 
     # -- portraits --------------------------------------------------------------------------
 
-    def _load_gallery(self) -> None:
-        from avatar_app.portrait_file import bundled_portrait_path
-
-        self.gallery.clear()
-        self._add_gallery_item(bundled_portrait_path(), BUNDLED, "Astronaut (bundled)")
-        for path in self.settings.portraits:
-            if Path(path).is_file():
-                self._add_gallery_item(Path(path), path, Path(path).name)
-        wanted = self.settings.portrait or BUNDLED
-        for index in range(self.gallery.count()):
-            if self.gallery.item(index).data(Qt.ItemDataRole.UserRole) == wanted:
-                self.gallery.setCurrentRow(index)
-                return
-        self.gallery.setCurrentRow(0)
-
-    def _add_gallery_item(self, path: Path, key: str, label: str) -> QListWidgetItem:
-        item = QListWidgetItem(QIcon(_thumbnail(path)), label)
-        item.setData(Qt.ItemDataRole.UserRole, key)
-        item.setToolTip(str(path))
-        self.gallery.addItem(item)
-        return item
-
     def add_photo(self, path: Path) -> None:
-        """Check ``path``; it joins the gallery only if it can be animated."""
-        self.portrait_note.setText(f"Checking {path.name}…")
-        run_async(
-            lambda: check_portrait(path, self._size(), self.settings.fit),
-            lambda checked: self._photo_accepted(checked),
-            lambda exc: self._photo_refused(path, exc),
-            name="portrait-check",
-        )
+        self.portraits.add_photo(path)
 
-    def _photo_accepted(self, checked: CheckedPortrait) -> None:
-        key = str(checked.path)
-        if key not in self.settings.portraits:
-            self.settings.portraits.insert(0, key)
-            self._add_gallery_item(checked.path, key, checked.path.name)
-        self._select_key(key)
+    def portrait_note_text(self, text: str) -> None:
+        self.portrait_note.setText(text)
 
-    def _photo_refused(self, path: Path, exc: Exception) -> None:
-        message = str(exc) if isinstance(exc, AvatarError) else f"{path.name} cannot be used: {exc}"
-        self.portrait_note.setText(f"<b>{path.name} was not added.</b> {message}")
-        self.statusBar().showMessage(f"{path.name} was not added", 8000)
-
-    def _select_key(self, key: str) -> None:
-        for index in range(self.gallery.count()):
-            if self.gallery.item(index).data(Qt.ItemDataRole.UserRole) == key:
-                self.gallery.setCurrentRow(index)
-
-    def _on_gallery_pick(self, item: QListWidgetItem | None) -> None:
-        if item is None:
-            return
-        key = item.data(Qt.ItemDataRole.UserRole)
-        path = None if key == BUNDLED else Path(key)
+    def _on_portrait_picked(self, path: Path | None) -> None:
         self.settings.portrait = None if path is None else str(path)
         self._save()
         self._check_chosen_portrait()
@@ -445,18 +380,13 @@ class MainWindow(QMainWindow):
         if self.session is None:
             self._show_pixmap(_with_face_box(pixmap_of(checked.framed), checked.face_box))
 
-    def _add_photo_dialog(self) -> None:
-        names, _ = QFileDialog.getOpenFileNames(self, "Add a portrait photo", "", IMAGE_FILTER)
-        for name in names:
-            self.add_photo(Path(name))
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if any(_is_image(url) for url in event.mimeData().urls()):
+        if any(is_image(url) for url in event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
         for url in event.mimeData().urls():
-            if _is_image(url):
+            if is_image(url):
                 self.add_photo(Path(url.toLocalFile()))
         event.acceptProposedAction()
 
@@ -476,6 +406,8 @@ class MainWindow(QMainWindow):
         self.preview_only = preview_only
         settings = replace(
             self.settings.pipeline(virtual_camera="off" if preview_only else "auto"),
+            microphone=self._present(self.mic_combo, self.settings.microphone, "microphone"),
+            webcam=self._present(self.webcam_combo, self.settings.webcam, "webcam") or "off",
             virtual_camera_backend=self.camera_backend,
             audio_file=self.audio_file,
         )
@@ -486,6 +418,20 @@ class MainWindow(QMainWindow):
         self.live_button.setEnabled(False)
         self.live_button.setText("Starting…")
         run_async(session.start, lambda _: self._started(), self._start_failed, "go-live")
+
+    def _present(self, combo: QComboBox, device: str | None, kind: str) -> str | None:
+        """``device`` if it is connected; else None (the default) and the window says so. The
+        remembered choice is kept, so the device is used again once it is back."""
+        index = combo.findData(device)
+        missing = index >= 0 and combo.itemText(index).endswith(MISSING)
+        if not missing:
+            return device
+        self.statusBar().showMessage(
+            f"The {kind} {device!r} is not connected: using "
+            f"{'the system default' if kind == 'microphone' else 'none'} until it is back.",
+            15000,
+        )
+        return None
 
     def _started(self) -> None:
         self.live_button.setEnabled(True)
@@ -538,7 +484,7 @@ class MainWindow(QMainWindow):
 
     def _show_camera_problem(self, message: str) -> None:
         self._show_problem("The virtual camera could not start", message, camera=True)
-        run_async(_camera_advice, self._show_advice, lambda exc: None, "doctor")
+        run_async(virtual_camera_advice, self._show_advice, lambda exc: None, "doctor")
 
     def _show_advice(self, advice: str) -> None:
         if advice and self.problem.isVisible():
@@ -553,7 +499,7 @@ class MainWindow(QMainWindow):
 
     def _check_again(self) -> None:
         self.problem_text.setText("Checking…")
-        run_async(_camera_advice, self._checked_again, lambda exc: None, "doctor")
+        run_async(virtual_camera_advice, self._checked_again, lambda exc: None, "doctor")
 
     def _checked_again(self, advice: str) -> None:
         if advice:
@@ -643,7 +589,7 @@ class MainWindow(QMainWindow):
         self.webcam_combo.addItem("Off", "off")
         self.webcam_combo.addItem("Automatic", "auto")
         self.engine_combo.clear()
-        run_async(_probe_devices, self._devices_found, lambda exc: None, "device-probe")
+        run_async(probe_devices, self._devices_found, lambda exc: None, "device-probe")
 
     def _devices_found(self, found: dict[str, list[tuple[str, Any, str]]]) -> None:
         for label, value, tip in found["microphones"]:
@@ -915,16 +861,6 @@ class MainWindow(QMainWindow):
             self._check_chosen_portrait()
 
 
-def _thumbnail(path: Path) -> QPixmap:
-    pixmap = QPixmap(str(path))
-    if pixmap.isNull():
-        pixmap = QPixmap(96, 96)
-        pixmap.fill(Qt.GlobalColor.darkGray)
-    return pixmap.scaled(
-        96, 96, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-    )
-
-
 def _with_face_box(pixmap: QPixmap, box: tuple[float, float, float, float]) -> QPixmap:
     painter = QPainter(pixmap)
     pen = QPen(Qt.GlobalColor.green)
@@ -936,15 +872,11 @@ def _with_face_box(pixmap: QPixmap, box: tuple[float, float, float, float]) -> Q
     return pixmap
 
 
-def _is_image(url: QUrl) -> bool:
-    return url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES
-
-
 def _select(combo: QComboBox, value: object, missing: str) -> None:
     """Select ``value``; a remembered device that is gone shows as missing and is selected."""
     index = combo.findData(value)
     if index < 0 and value not in (None, "off", "auto"):
-        combo.addItem(f"{value} (missing)", value)
+        combo.addItem(f"{value}{MISSING}", value)
         index = combo.count() - 1
         combo.setItemData(
             index,
@@ -952,39 +884,3 @@ def _select(combo: QComboBox, value: object, missing: str) -> None:
             Qt.ItemDataRole.ToolTipRole,
         )
     combo.setCurrentIndex(max(0, index))
-
-
-def _probe_devices() -> dict[str, list[tuple[str, Any, str]]]:
-    """Microphones and webcams by the names users know, and engines, off the GUI thread."""
-    from avatar_app.live.audio_source import microphones
-    from avatar_app.live.devices import cameras
-    from engines.renderer import renderer_names, unavailable_reason
-
-    try:
-        mics = [
-            (m.label + (" (monitor)" if m.is_monitor else ""), m.device, m.device)
-            for m in microphones()
-        ]
-    except AvatarError:
-        mics = []
-    webcams = [(c.label, c.device, c.device) for c in cameras() if not c.is_virtual]
-    engines = []
-    for name in renderer_names():
-        reason = unavailable_reason(name)
-        engines.append((name if reason is None else f"{name} (unavailable)", name, reason or ""))
-    return {"microphones": mics, "webcams": webcams, "engines": engines}
-
-
-def _camera_advice() -> str:
-    """The doctor's failing virtual-camera checks with their fixes; "" when all pass."""
-    from avatar_app.live.doctor import run_checks
-
-    lines = []
-    for check in run_checks():
-        if not check.ok and (
-            "camera" in check.name or "group" in check.name or "caps" in check.name
-        ):
-            lines.append(f"• {check.name}: {check.detail}")
-            if check.fix:
-                lines.append(f"   Fix: {check.fix}")
-    return "\n".join(lines)
