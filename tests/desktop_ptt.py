@@ -83,8 +83,8 @@ def main(speech: Path) -> int:
             (4.0, focus_terminal),
             (6.0, press),
             (9.0, release),
-            (9.5, after),
-            (11.0, finish),
+            (10.0, after),  # the gate eases shut within 0.1 s; a loaded machine gets 1 s
+            (12.0, finish),
         ):
             QTimer.singleShot(int(at * 1000), step)
         app.exec()

@@ -225,7 +225,8 @@ def test_microphone_records_what_pulseaudio_plays(tmp_path: Path) -> None:
     assert len(loud) > 0, f"the tone was not recorded (max RMS {levels.max():.3f})"
     first = loud[0]
     assert pts[first] > launched  # captured after it was played
-    assert levels[:first].max() < 0.01  # silence before the onset
+    # Silence before the onset; the chunk just before the first loud one may hold its start.
+    assert levels[: max(first - 1, 1)].max() < 0.01
     assert 0.3 < np.median(levels[loud]) < 0.4  # a 0.5 sine has an RMS of 0.354
     if not stalled:
         assert 80 <= len(loud) <= 110  # about 1 s of 10 ms chunks, counted in samples

@@ -26,6 +26,7 @@ from PySide6.QtGui import (
     QPainter,
     QPen,
     QPixmap,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         self.recording_started: float | None = None
         self.recording_path: Path | None = None
         self.quitting = False
+        self._shown_pixmap: QPixmap | None = None  # the preview at full size
         self.camera_backend: str | None = None  # a pyvirtualcam backend; None: this OS's own
         self.audio_file: Path | None = None  # played in place of the microphone (demos, tests)
         self._slot = FrameSlot()
@@ -133,8 +135,9 @@ class MainWindow(QMainWindow):
     def _build_centre(self) -> QVBoxLayout:
         column = QVBoxLayout()
         self.preview = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(480, 270)
-        self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.preview.setMinimumSize(384, 216)
+        # Ignored: the pixmap never dictates the layout (it is scaled to the label instead).
+        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.preview.setStyleSheet("background: #1d2230; border-radius: 8px;")
         self.preview.setAccessibleName("Camera preview")
         self.on_air = QLabel()
@@ -434,6 +437,8 @@ class MainWindow(QMainWindow):
         return None
 
     def _started(self) -> None:
+        if self.session is None:  # stopped (from the tray) while it was starting
+            return
         self.live_button.setEnabled(True)
         self.live_button.setText("Stop")
         self.record_button.setEnabled(True)
@@ -535,6 +540,7 @@ class MainWindow(QMainWindow):
             self._show_pixmap(pixmap_of(rgb))
 
     def _show_pixmap(self, pixmap: QPixmap) -> None:
+        self._shown_pixmap = pixmap
         self.preview.setPixmap(
             pixmap.scaled(
                 self.preview.size(),
@@ -542,6 +548,11 @@ class MainWindow(QMainWindow):
                 Qt.TransformationMode.SmoothTransformation,
             )
         )
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._shown_pixmap is not None:  # the preview's size changed: scale it again
+            self._show_pixmap(self._shown_pixmap)
 
     def _show_on_air(self) -> None:
         session = self.session

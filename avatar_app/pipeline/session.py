@@ -138,6 +138,7 @@ class LiveSession:
         self._reason = ""
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
+        self._lifecycle = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._commands: queue.Queue[_Command | None] = queue.Queue()
         self._motion_inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -216,6 +217,10 @@ class LiveSession:
         Raises ``AvatarError`` with what to do when something cannot start; the session is
         then stopped and holds nothing open.
         """
+        with self._lifecycle:  # a stop() from another thread waits until this is done
+            self._start()
+
+    def _start(self) -> None:
         if self._state is not State.IDLE:
             raise RuntimeError(f"A session starts once; this one is {self._state}.")
         self._set_state(State.STARTING)
@@ -252,6 +257,10 @@ class LiveSession:
 
     def stop(self) -> None:
         """Stop every thread, source and sink; idempotent. A recording is finished first."""
+        with self._lifecycle:
+            self._stop_all()
+
+    def _stop_all(self) -> None:
         if self._state in (State.IDLE, State.STOPPED) and not self._threads:
             self._state = State.STOPPED
             return
