@@ -67,7 +67,7 @@ def main(speech: Path) -> int:
             json.dumps(
                 {
                     **{k: max(v, default=-1.0) for k, v in samples.items()},
-                    "scope": window.hotkey_scope.text(),
+                    "scope": window.talk.scope.text(),
                     "window_had_focus": focused == str(int(window.winId())),
                 }
             )

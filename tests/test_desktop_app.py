@@ -176,15 +176,22 @@ def test_without_a_virtual_camera_the_window_says_why_and_offers_preview_only(
 
 
 def test_push_to_talk_by_the_configured_key_in_the_window(
-    qtbot: object, window: MainWindow, media: dict[str, Path], camera: type[CountingBackend]
+    qtbot: object,
+    window: MainWindow,
+    media: dict[str, Path],
+    camera: type[CountingBackend],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)  # no global hook: the window-focused key
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     window.settings.hotkey = "F9"
-    window.key_radio.setChecked(True)
+    window.talk.key_radio.setChecked(True)
     window.show()
     _go_live(qtbot, window, media["speech"])
     session = window.session
     assert session is not None
-    window.hotkey = None  # the window-focused path (offscreen has no global hook)
+    assert window.talk.hotkey is None  # offscreen: no global hook, the window-focused path
+    assert "this window has focus" in window.talk.scope.text()
     qtbot.wait(1500)  # type: ignore[attr-defined]
     assert session.latest_spoken.mouth.jaw_open < 0.02  # key not held: shut
     QtTest.QTest.keyPress(window, Qt.Key.Key_F9)

@@ -30,22 +30,17 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QButtonGroup,
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
-    QKeySequenceEdit,
     QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
-    QRadioButton,
     QScrollArea,
     QSizePolicy,
-    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -65,6 +60,7 @@ from engines.errors import AvatarError, VirtualCameraUnavailable
 from ui.bridge import FrameSlot, SessionBridge, pixmap_of
 from ui.gallery import PortraitGallery, is_image
 from ui.probes import probe_devices, virtual_camera_advice
+from ui.talk_controls import TalkControls
 from ui.worker import run_async
 
 log = logging.getLogger(__name__)
@@ -80,7 +76,6 @@ class MainWindow(QMainWindow):
 
     live_changed = Signal(bool)
     hidden_to_tray = Signal()
-    _hotkey_signal = Signal(bool)  # from the global hook's thread
     _command_done = Signal(object, object)  # (future, report) from a session thread
 
     def __init__(self, settings: AppSettings, icon: QIcon) -> None:
@@ -89,8 +84,6 @@ class MainWindow(QMainWindow):
         self.session: LiveSession | None = None
         self.preview_only = False
         self.checked: CheckedPortrait | None = None
-        self.talk_key_held = False
-        self.hotkey: Any = None  # the global push-to-talk listener, when one runs
         self.recording_started: float | None = None
         self.recording_path: Path | None = None
         self.quitting = False
@@ -101,7 +94,6 @@ class MainWindow(QMainWindow):
         self._slot.ready.connect(self._show_frame, Qt.ConnectionType.QueuedConnection)
         self._bridge = SessionBridge(self)
         self._bridge.received.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
-        self._hotkey_signal.connect(self.set_talk_key, Qt.ConnectionType.QueuedConnection)
         self._command_done.connect(
             lambda future, report: report(future), Qt.ConnectionType.QueuedConnection
         )
@@ -194,7 +186,9 @@ class MainWindow(QMainWindow):
         self.live_button.clicked.connect(self.toggle_live)
         layout.addWidget(self.live_button)
         layout.addWidget(self._build_inputs())
-        layout.addWidget(self._build_talk())
+        self.talk = TalkControls(self.settings)
+        self.talk.changed.connect(self._on_talk_changed)
+        layout.addWidget(self.talk)
         layout.addWidget(self._build_output())
         layout.addWidget(self._build_record())
         layout.addStretch(1)
@@ -232,54 +226,6 @@ class MainWindow(QMainWindow):
         form.addRow("", self.level)
         form.addRow("Webcam", self.webcam_combo)
         form.addRow("Driven by", self.mode_combo)
-        return box
-
-    def _build_talk(self) -> QGroupBox:
-        box = QGroupBox("Talking")
-        layout = QVBoxLayout(box)
-        self.talk_group = QButtonGroup(self)
-        self.voice_radio = QRadioButton("Voice activation")
-        self.voice_radio.setToolTip("The mouth moves when you speak; breath and noise do not")
-        self.key_radio = QRadioButton("Push-to-talk")
-        self.key_radio.setToolTip("The mouth moves only while the key is held")
-        self.always_radio = QRadioButton("Any sound")
-        self.always_radio.setToolTip("Every sound moves the mouth (no voice detection)")
-        for button, mode in (
-            (self.voice_radio, "vad"),
-            (self.key_radio, "key"),
-            (self.always_radio, "always"),
-        ):
-            self.talk_group.addButton(button)
-            button.setChecked(self.settings.push_to_talk == mode)
-            button.toggled.connect(self._on_talk_mode)
-        self.sensitivity = QSlider(Qt.Orientation.Horizontal)
-        self.sensitivity.setRange(0, 3)
-        self.sensitivity.setValue(3 - self.settings.vad_aggressiveness)
-        self.sensitivity.setToolTip("Voice activation sensitivity: right lets quieter speech in")
-        self.sensitivity.valueChanged.connect(self._on_sensitivity)
-        self.hotkey_edit = QKeySequenceEdit(QKeySequence(self.settings.hotkey))
-        self.hotkey_edit.setMaximumSequenceLength(1)
-        self.hotkey_edit.setToolTip("The key to hold while talking")
-        self.hotkey_edit.editingFinished.connect(self._on_hotkey_edited)
-        self.hotkey_scope = QLabel(wordWrap=True)
-        self.hotkey_scope.setStyleSheet("color: #666;")
-        self.mute = QCheckBox("Mute the mouth")
-        self.mute.setToolTip("Freeze the mouth shut whatever the microphone hears")
-        self.mute.toggled.connect(lambda _: self._apply_talk_gate())
-        sensitivity_row = QHBoxLayout()
-        sensitivity_row.addWidget(QLabel("Sensitivity"))
-        sensitivity_row.addWidget(self.sensitivity)
-        key_row = QHBoxLayout()
-        key_row.addWidget(QLabel("Key"))
-        key_row.addWidget(self.hotkey_edit)
-        for widget in (self.voice_radio,):
-            layout.addWidget(widget)
-        layout.addLayout(sensitivity_row)
-        layout.addWidget(self.key_radio)
-        layout.addLayout(key_row)
-        layout.addWidget(self.hotkey_scope)
-        layout.addWidget(self.always_radio)
-        layout.addWidget(self.mute)
         return box
 
     def _build_output(self) -> QGroupBox:
@@ -443,7 +389,7 @@ class MainWindow(QMainWindow):
         self.live_button.setText("Stop")
         self.record_button.setEnabled(True)
         self.fps_spin.setEnabled(False)
-        self._start_hotkey()
+        self.talk.start_hotkey()
         self._show_on_air()
         self.live_changed.emit(True)
 
@@ -467,7 +413,7 @@ class MainWindow(QMainWindow):
             return
         self.live_button.setEnabled(False)
         self.live_button.setText("Stopping…")
-        self._stop_hotkey()
+        self.talk.stop_hotkey()
 
         def stopped(_: object) -> None:
             self._bridge.detach()
@@ -674,105 +620,27 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self._command(self.session.set_framing(self.settings.fit), "Framing changed")
 
-    def _on_talk_mode(self) -> None:
-        mode = "vad" if self.voice_radio.isChecked() else "always"
-        if self.key_radio.isChecked():
-            mode = "key"
-        if mode == self.settings.push_to_talk:
-            return
-        self.settings.push_to_talk = mode  # type: ignore[assignment]
+    def _on_talk_changed(self) -> None:
         self._save()
         self._apply_talk_gate()
-        if self.session is not None:
-            self._stop_hotkey()
-            self._start_hotkey()
-
-    def _on_sensitivity(self, value: int) -> None:
-        self.settings.vad_aggressiveness = 3 - value
-        self._save()
-        self._apply_talk_gate()
-
-    def _on_hotkey_edited(self) -> None:
-        sequence = self.hotkey_edit.keySequence().toString()
-        if sequence:
-            self.settings.hotkey = sequence
-            self._save()
-            if self.session is not None:
-                self._stop_hotkey()
-                self._start_hotkey()
-
-    def set_talk_key(self, held: bool) -> None:
-        """Push-to-talk key down or up (from the global hook or the focused window)."""
-        self.talk_key_held = held
-        self._apply_talk_gate()
-
-    def set_muted(self, muted: bool) -> None:
-        self.mute.setChecked(muted)
-
-    def set_push_to_talk_mode(self, on: bool) -> None:
-        """Push-to-talk on the hotkey (on), or back to voice activation (off)."""
-        (self.key_radio if on else self.voice_radio).setChecked(True)
 
     def _apply_talk_gate(self) -> None:
-        session = self.session
-        if session is None:
-            return
-        mode = self.settings.push_to_talk
-        session.set_voice_detection(None if mode == "always" else self.settings.vad_aggressiveness)
-        is_open = not self.mute.isChecked() and (mode != "key" or self.talk_key_held)
-        session.set_push_to_talk(is_open)
-
-    def _start_hotkey(self) -> None:
-        self.talk_key_held = False
-        self._apply_talk_gate()
-        if self.settings.push_to_talk != "key":
-            self.hotkey_scope.setText("")
-            return
-        try:
-            from avatar_app.hotkeys import GlobalPushToTalk, parse_hotkey
-
-            listener = GlobalPushToTalk(
-                parse_hotkey(self.settings.hotkey), self._hotkey_from_thread
-            )
-            listener.start()
-        except Exception as exc:  # no global hook here: the focused window still works
-            self.hotkey = None
-            self.hotkey_scope.setText(f"Works while this window has focus ({exc}).")
-            return
-        self.hotkey = listener
-        self.hotkey_scope.setText("Works everywhere, also while the call app has focus.")
-
-    def _hotkey_from_thread(self, held: bool) -> None:
-        self._hotkey_signal.emit(held)
-
-    def _stop_hotkey(self) -> None:
-        listener, self.hotkey = self.hotkey, None
-        if listener is not None:
-            listener.stop()
+        if self.session is not None:
+            detection, is_open = self.talk.gate()
+            self.session.set_voice_detection(detection)
+            self.session.set_push_to_talk(is_open)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if self._is_talk_key(event) and self.hotkey is None:
-            self.set_talk_key(True)
-        else:
+        if not self.talk.window_key(event, pressed=True):
             super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:
-        if self._is_talk_key(event) and self.hotkey is None:
-            self.set_talk_key(False)
-        else:
+        if not self.talk.window_key(event, pressed=False):
             super().keyReleaseEvent(event)
 
-    def _is_talk_key(self, event: QKeyEvent) -> bool:
-        if self.settings.push_to_talk != "key" or event.isAutoRepeat():
-            return False
-        pressed = QKeySequence(event.keyCombination()).toString()
-        return pressed == QKeySequence(self.settings.hotkey).toString()
-
     def changeEvent(self, event: QEvent) -> None:
-        # A key released while another window had focus never reaches us: stop talking.
-        left = event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow()
-        if left and self.hotkey is None and self.talk_key_held:
-            self.set_talk_key(False)
+        if event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow():
+            self.talk.window_left()
         super().changeEvent(event)
 
     # -- recording --------------------------------------------------------------------------
@@ -856,7 +724,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.quitting or self.session is None:
-            self._stop_hotkey()
+            self.talk.stop_hotkey()
             self._save()
             event.accept()
             if self.session is not None:

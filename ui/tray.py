@@ -34,14 +34,16 @@ class Tray(QSystemTrayIcon):
         self.menu.addAction(title)
         self.menu.addSeparator()
         self._add("Stop" if session is not None else "Go live", window.toggle_live)
-        key = window.settings.hotkey
+        talk = window.talk
         ptt_on = window.settings.push_to_talk == "key"
-        ptt = self._add(f"Push-to-talk ({key})", lambda: window.set_push_to_talk_mode(not ptt_on))
+        key = window.settings.hotkey
+        ptt = self._add(f"Push-to-talk ({key})", lambda: talk.set_push_to_talk(not ptt_on))
         ptt.setCheckable(True)
         ptt.setChecked(ptt_on)
-        mute = self._add("Mute the mouth", lambda: window.set_muted(not window.mute.isChecked()))
+        muted = talk.mute.isChecked()
+        mute = self._add("Mute the mouth", lambda: talk.mute.setChecked(not muted))
         mute.setCheckable(True)
-        mute.setChecked(window.mute.isChecked())
+        mute.setChecked(muted)
         recording = window.recording_started is not None
         self._add(
             "Stop recording" if recording else "Record",
