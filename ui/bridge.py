@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from avatar_app.pipeline.frames import RenderedFrame
@@ -70,6 +70,3 @@ def pixmap_of(rgb: np.ndarray) -> QPixmap:
     data = np.ascontiguousarray(rgb)
     image = QImage(data.data, width, height, 3 * width, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy())
-
-
-QUEUED = Qt.ConnectionType.QueuedConnection
