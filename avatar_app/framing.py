@@ -19,6 +19,9 @@ Mode = Literal["fill", "fit"]
 MODES: tuple[Mode, ...] = ("fill", "fit")
 MAX_LONG_SIDE = 3840
 MAX_SHORT_SIDE = 2160
+SMALL_FACE_SHARE = 0.15
+"""A face smaller than this share of the frame's height is shown in a close-up instead."""
+CLOSE_UP_FACE_SHARE = 0.35
 BACKDROP_DIM = 0.45
 """Brightness of the blurred backdrop behind a letterboxed portrait."""
 
@@ -96,10 +99,44 @@ def fit_portrait(
 def frame_face(
     rgb: np.ndarray, face: FaceLandmarks, size: tuple[int, int], mode: Mode = "fill"
 ) -> tuple[np.ndarray, FaceLandmarks]:
-    """The portrait framed around ``face``, and the face's landmarks in the framed image."""
+    """The portrait framed around ``face``, and the face's landmarks in the framed image.
+
+    A face that would come out smaller than ``SMALL_FACE_SHARE`` of the frame's height (a
+    group photo, a half-body or 4K shot) is first cropped to head and shoulders, so the face
+    fills ``CLOSE_UP_FACE_SHARE`` of the height.
+    """
+    crop = _close_up(rgb.shape[1], rgb.shape[0], face, size, mode)
+    if crop is not None:
+        cx0, cy0, cx1, cy1 = crop
+        rgb = rgb[cy0:cy1, cx0:cx1]
+        face = face.scaled(1.0, (-cx0, -cy0))
     x0, y0, x1, y1 = face.box
     frame, scale, offset = fit_portrait(rgb, size, mode, focus=((x0 + x1) / 2, (y0 + y1) / 2))
     return frame, face.scaled(scale, offset)
+
+
+def _close_up(
+    src_w: int, src_h: int, face: FaceLandmarks, size: tuple[int, int], mode: Mode
+) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of a head-and-shoulders crop when the face would come out small."""
+    width, height = size
+    if mode == "fill":
+        scale = max(width / src_w, height / src_h)
+    else:
+        scale = min(width / src_w, height / src_h)
+    if face.size * scale >= SMALL_FACE_SHARE * height:
+        return None
+    crop_h = face.size / CLOSE_UP_FACE_SHARE
+    crop_w = crop_h * width / height
+    if crop_w >= src_w or crop_h >= src_h:
+        return None
+    x0, y0, x1, y1 = face.box
+    # The face a little above the middle: the shoulders show below it.
+    left = (x0 + x1) / 2 - crop_w / 2
+    top = (y0 + y1) / 2 - 0.45 * crop_h
+    left = min(max(left, 0.0), src_w - crop_w)
+    top = min(max(top, 0.0), src_h - crop_h)
+    return round(left), round(top), round(left + crop_w), round(top + crop_h)
 
 
 def _fill_transform(

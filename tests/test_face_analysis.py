@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from engines.face.landmarker import (
     MIN_FACE_PX,
     N_LANDMARKS,
     FaceLandmarker,
+    FaceLandmarks,
     detect_face,
 )
 from engines.image import BACKGROUND, to_rgb8
@@ -292,3 +294,65 @@ def test_sixteen_bit_and_float_are_rescaled() -> None:
 def test_nonsense_arrays_are_refused_with_advice(array: np.ndarray, advice: str) -> None:
     with pytest.raises(PortraitError, match=advice):
         to_rgb8(array)
+
+
+# --- small faces in large photos --------------------------------------------------------------
+
+
+def scene(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A textured background (soft blobs of colour, like an out-of-focus room), no face."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 220, (max(2, height // 64), max(2, width // 64), 3), np.uint8)
+    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def paste_astronaut(
+    canvas: np.ndarray,
+    astronaut: np.ndarray,
+    reference: FaceLandmarks,
+    across: float,
+    at: tuple[int, int],
+) -> FaceLandmarks:
+    """The astronaut scaled so her face is ``across`` px from cheek to cheek, its top-left
+    corner at ``at``; returns her reference landmarks moved to match."""
+    from engines.face import topology as topo
+
+    scale = across / float(np.ptp(reference.points[list(topo.FACE_OVAL), 0]))
+    small = resized(astronaut, round(512 * scale), round(512 * scale))
+    x, y = at
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return reference.scaled(small.shape[1] / 512, (x, y))
+
+
+def test_small_face_in_a_twelve_megapixel_photo_is_found_and_framed(
+    astronaut: np.ndarray, landmarker: FaceLandmarker
+) -> None:
+    from avatar_app.framing import frame_face
+
+    reference = landmarker.detect_all(astronaut)[0]
+    photo = scene(4000, 3000)
+    expected = paste_astronaut(photo, astronaut, reference, 60, (2630, 1710))
+    face = detect_face(photo, landmarker)
+    assert np.abs(face.points[:, :2] - expected.points[:, :2]).mean() < 0.05 * expected.size
+    # Framed as a close-up: the face fills a good part of the frame, and is found there again.
+    frame, framed = frame_face(photo, face, (1280, 720))
+    assert framed.size >= 0.3 * 720
+    again = landmarker.detect_all(frame)
+    assert again and np.abs(again[0].points[:, :2] - framed.points[:, :2]).mean() < 0.05 * 720
+
+
+def test_the_largest_of_several_small_faces_is_used_and_named(
+    astronaut: np.ndarray, landmarker: FaceLandmarker, caplog: pytest.LogCaptureFixture
+) -> None:
+    reference = landmarker.detect_all(astronaut)[0]
+    photo = scene(3000, 2000, seed=1)
+    paste_astronaut(photo, astronaut, reference, 60, (300, 400))
+    big = paste_astronaut(photo, astronaut, reference, 80, (1900, 900))
+    with caplog.at_level(logging.WARNING, logger="engines.face.landmarker"):
+        face = detect_face(photo, landmarker)
+    assert np.abs(face.points[:, :2] - big.points[:, :2]).mean() < 0.05 * big.size
+    assert "2 faces" in caplog.text and "largest" in caplog.text
+    x0, y0, x1, y1 = big.box
+    where = re.search(r"x=(\d+), y=(\d+)", caplog.text)  # the message says which face
+    assert where, caplog.text
+    assert abs(int(where[1]) - (x0 + x1) / 2) < 10 and abs(int(where[2]) - (y0 + y1) / 2) < 10
