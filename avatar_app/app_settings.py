@@ -48,6 +48,9 @@ class AppSettings:
     push_to_talk: PushToTalk = "vad"
     hotkey: str = "F9"
     vad_aggressiveness: int = 2
+    voice_out: str = "off"  # "auto": the voice goes to the call delayed to match the mouth
+    voice_offset_ms: int = 0  # -100..100, for the call app's own video buffering
+    voice_follows_gate: bool = True  # push-to-talk and mute silence the voice too
     recordings: str = ""  # folder; "" means the platform's videos folder
     start_in_tray: bool = False
     tray_notice_shown: bool = False
@@ -66,6 +69,9 @@ class AppSettings:
             microphone=self.microphone,
             webcam=self.webcam,
             virtual_camera=virtual_camera,
+            voice_out=self.voice_out,
+            voice_offset_ms=float(self.voice_offset_ms),
+            voice_follows_gate=self.voice_follows_gate,
         )
 
     def recordings_folder(self) -> Path:

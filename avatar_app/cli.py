@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, required=True, help="the MP4 file to write")
     demo.set_defaults(run=run_demo)
 
+    sheet = commands.add_parser(
+        "sheet",
+        parents=[common],
+        help="one labelled picture of key poses, mouth shapes and blinks: how your photo looks",
+    )
+    sheet.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
+    sheet.add_argument("--size", default="1280x720", help="frame size rendered: N or WxH")
+    sheet.add_argument("--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox")
+    sheet.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
+    sheet.add_argument("-o", "--output", type=Path, required=True, help="image to write (.png)")
+    sheet.set_defaults(run=run_sheet)
+
     render_cmd = commands.add_parser(
         "render",
         parents=[common],
@@ -168,6 +180,26 @@ def build_parser() -> argparse.ArgumentParser:
         "Space is held in the preview window (key)",
     )
     live.add_argument("--vad", choices=("0", "1", "2", "3"), default="2", help="VAD strictness")
+    live.add_argument(
+        "--voice-out",
+        default="off",
+        metavar="auto|DEVICE|off",
+        help="send your voice, delayed to match the mouth, to a virtual microphone: auto "
+        '(Linux: creates "Avatar Microphone"; Windows/macOS: VB-CABLE or BlackHole), an '
+        "output's name, or off (default)",
+    )
+    live.add_argument(
+        "--voice-offset",
+        type=_voice_offset,
+        default=0.0,
+        metavar="MS",
+        help="extra voice delay in ms, -100..100, for the call app's own video buffering",
+    )
+    live.add_argument(
+        "--voice-always-on",
+        action="store_true",
+        help="push-to-talk and mute gate only the mouth, not the delayed voice",
+    )
     live.add_argument("--record", type=Path, help="also record what the camera shows to this MP4")
     live.add_argument("--seconds", type=float, help="stop by itself after this long")
     live.set_defaults(run=run_live)
@@ -196,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         "live", parents=[common], help="the live pipeline, real-time paced"
     )
     live_bench.add_argument("--seconds", type=float, default=60.0, help="how long to run")
+    live_bench.add_argument(
+        "--voice-out",
+        default="auto",
+        metavar="auto|DEVICE|off",
+        help="run the delayed voice too (default auto) and report the voice-to-mouth offset",
+    )
     live_bench.set_defaults(run=run_bench_live)
     track = what.add_parser("track", parents=[common], help="webcam tracking cost and latency")
     track.add_argument("--seconds", type=float, default=20.0, help="how long to run live")
@@ -274,6 +312,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _voice_offset(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not -100.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected milliseconds from -100 to 100, got {text!r}")
+    return value
+
+
 def _picture_settings(args: argparse.Namespace, **motion: Any) -> PipelineSettings:
     """The portrait, size, framing and engine the options ask for, plus ``motion`` settings."""
     from avatar_app.framing import parse_size
@@ -304,6 +352,14 @@ def run_demo(args: argparse.Namespace) -> int:
         f"in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} frames/s)",
         file=sys.stderr,
     )
+    return 0
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    from avatar_app.offline.sheet import write_sheet
+
+    width, height = write_sheet(args.output, _picture_settings(args))
+    print(f"Wrote {args.output} ({width}x{height})", file=sys.stderr)
     return 0
 
 
@@ -383,7 +439,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 def run_bench_live(args: argparse.Namespace) -> int:
     from avatar_app.live.runner import bench_live
 
-    print(json.dumps(bench_live(args.seconds), indent=2))
+    print(json.dumps(bench_live(args.seconds, args.voice_out), indent=2))
     return 0
 
 

@@ -50,6 +50,31 @@ def test_demo_writes_the_sweep_video(tmp_path: Path) -> None:
     assert moving > 1.0, "the face should move during the sweep"
 
 
+def test_sheet_writes_one_labelled_picture_of_every_pose(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from avatar_app.offline.sheet import COLUMNS, POSES, TILE
+
+    out = tmp_path / "sheet.png"
+    done = _app("sheet", "--size", "512", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    rows = -(-len(POSES) // COLUMNS)
+    tile_height = sheet.shape[0] // rows
+    assert sheet.shape[1] == COLUMNS * TILE and tile_height > TILE
+    tiles = [
+        sheet[r * tile_height : r * tile_height + TILE, c * TILE : (c + 1) * TILE]
+        for r in range(rows)
+        for c in range(COLUMNS)
+    ][: len(POSES)]
+    assert sheet[TILE:tile_height, :TILE].min() < 100, "a dark text label under each tile"
+    photo = tiles[0]
+    assert photo.std() > 20, "the first tile shows the photo"
+    for (label, _), tile in zip(POSES[1:], tiles[1:], strict=True):
+        assert np.abs(tile - photo).mean() > 0.3, f"tile {label!r} looks like the photo"
+
+
 @pytest.mark.slow
 def test_demo_letterboxes_a_wide_frame(tmp_path: Path) -> None:
     out = tmp_path / "wide.mp4"

@@ -247,3 +247,27 @@ def test_a_remembered_device_that_is_gone_shows_as_missing_and_the_default_is_us
     assert window.session is not None and window.session.settings.microphone is None
     assert "not connected" in window.statusBar().currentMessage()
     assert window.settings.microphone == "Gone Microphone"  # used again once it is back
+
+
+def test_the_voice_sync_switch_is_saved_and_reaches_the_next_session(
+    qtbot: object, window: MainWindow, media: dict[str, Path], camera: type[CountingBackend]
+) -> None:
+    window.voice_sync.setChecked(True)
+    window.voice_offset.setValue(-40)
+    window.voice_gated.setChecked(False)
+    saved = load_settings()
+    assert (saved.voice_out, saved.voice_offset_ms, saved.voice_follows_gate) == (
+        "auto",
+        -40,
+        False,
+    )
+    assert window.voice_offset_label.text() == "-40 ms"
+    _go_live(qtbot, window, media["speech"])
+    session = window.session
+    assert session is not None
+    assert session.settings.voice_out == "auto" and session.settings.voice_offset_ms == -40.0
+    # Without a sound server to host "Avatar Microphone", the avatar still goes live and the
+    # window is told why the voice is not synced; with one, the voice is delayed.
+    _wait(
+        qtbot, lambda: session.voice_problem != "" or session.snapshot().voice_delay_ms is not None
+    )

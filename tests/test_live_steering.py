@@ -241,6 +241,7 @@ STAGE_CONSTRUCTORS = {
     "SpeechMotion", "TalkingMotion", "IdleMotion", "Mixer", "FaceFollower", "FaceTracker",
     "FaceStage", "SpeechStage", "WebcamMotion", "MicrophoneSource", "FileAudioSource",
     "CameraSource", "VideoFileSource", "VirtualCameraSink", "RecorderSink", "create_renderer",
+    "VoiceOut",
 }  # fmt: skip
 ALLOWED = {
     "avatar_app/pipeline/builder.py": "the builder",

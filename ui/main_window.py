@@ -30,6 +30,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -190,6 +192,7 @@ class MainWindow(QMainWindow):
         self.talk.changed.connect(self._on_talk_changed)
         layout.addWidget(self.talk)
         layout.addWidget(self._build_output())
+        layout.addWidget(self._build_voice())
         layout.addWidget(self._build_record())
         layout.addStretch(1)
         scroll = QScrollArea()
@@ -259,6 +262,50 @@ class MainWindow(QMainWindow):
         form.addRow("Rate", self.fps_spin)
         form.addRow("Framing", self.fit_combo)
         return box
+
+    def _build_voice(self) -> QGroupBox:
+        box = QGroupBox("Voice to the call")
+        layout = QVBoxLayout(box)
+        self.voice_sync = QCheckBox("Sync my voice (pick “Avatar Microphone” in the call)")
+        self.voice_sync.setToolTip(
+            "Your voice reaches the call through a virtual microphone, delayed by exactly the "
+            "picture's delay, so the other side hears it in step with the mouth. Applies the "
+            "next time you go live."
+        )
+        self.voice_sync.setChecked(self.settings.voice_out != "off")
+        self.voice_sync.toggled.connect(self._on_voice_changed)
+        self.voice_offset = QSlider(Qt.Orientation.Horizontal)
+        self.voice_offset.setRange(-100, 100)
+        self.voice_offset.setValue(self.settings.voice_offset_ms)
+        self.voice_offset.setToolTip(
+            "Extra voice delay in ms, for the call app's own video buffering (-100 to 100)"
+        )
+        self.voice_offset_label = QLabel()
+        self.voice_offset.valueChanged.connect(self._on_voice_changed)
+        self.voice_gated = QCheckBox("Push-to-talk and mute silence the voice too")
+        self.voice_gated.setChecked(self.settings.voice_follows_gate)
+        self.voice_gated.toggled.connect(self._on_voice_changed)
+        offset_row = QHBoxLayout()
+        offset_row.addWidget(QLabel("Offset"))
+        offset_row.addWidget(self.voice_offset)
+        offset_row.addWidget(self.voice_offset_label)
+        layout.addWidget(self.voice_sync)
+        layout.addLayout(offset_row)
+        layout.addWidget(self.voice_gated)
+        self._show_voice_offset()
+        return box
+
+    def _on_voice_changed(self) -> None:
+        self.settings.voice_out = "auto" if self.voice_sync.isChecked() else "off"
+        self.settings.voice_offset_ms = self.voice_offset.value()
+        self.settings.voice_follows_gate = self.voice_gated.isChecked()
+        self._show_voice_offset()
+        self._save()
+        if self.session is not None:
+            self.statusBar().showMessage("The voice settings apply the next time you go live.")
+
+    def _show_voice_offset(self) -> None:
+        self.voice_offset_label.setText(f"{self.voice_offset.value():+d} ms")
 
     def _build_record(self) -> QGroupBox:
         box = QGroupBox("Recording")

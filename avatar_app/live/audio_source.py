@@ -136,6 +136,9 @@ class _Source:
         self.chunk_ms = chunk_ms
         self.chunk_samples = max(1, rate * chunk_ms // 1000)
         self._on_chunk = on_chunk
+        self.tap: OnChunk | None = None
+        """Also called with every chunk on the capture thread (the delayed voice); must not
+        block. Set before ``start``."""
         self._queue = _ChunkQueue(math.ceil(QUEUE_SECONDS * 1000 / chunk_ms))
         self._status: Status = "stopped"
 
@@ -157,6 +160,12 @@ class _Source:
         return self._queue.get(timeout)
 
     def _deliver(self, chunk: AudioChunk) -> None:
+        tap = self.tap
+        if tap is not None:
+            try:
+                tap(chunk)
+            except Exception:
+                log.exception("The audio tap failed")
         if self._on_chunk is None:
             self._queue.put(chunk)
             return

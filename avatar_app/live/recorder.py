@@ -1,10 +1,15 @@
-"""Records exactly what the camera shows plus the microphone, aligned by capture time.
+"""Records exactly what the camera shows plus the microphone, sound in step with the mouth.
 
 Runs on its own thread behind a bounded queue, so a slow disk never stalls the session. Video
-frame ``i`` is the one due at ``start + i / fps`` (a skipped tick repeats the frame before);
-sound sample ``k`` is the one captured at ``start + k / rate`` (gaps become silence, overlaps
-are trimmed). The MP4 is fragmented, so a crash or ``kill -9`` leaves a playable file. A full
-disk or any other write error ends the recording with ``error`` set; the session goes on.
+frame ``i`` is the one due at ``start + i / fps`` (a skipped tick repeats the frame before).
+The mouth in the frame due at ``due_ns`` shows the sound captured at its ``shows_ns``, a
+lookahead plus processing earlier; placed by capture time, the sound would lead the mouth by
+that much (110-125 ms was measured). So sound captured at ``c`` is placed at ``c + D``, with
+``D`` the median of ``due_ns - shows_ns`` over the first ``SYNC_FRAMES`` frames, fixed for the
+whole recording (a moving ``D`` would stretch or cut the sound); gaps become silence, overlaps
+are trimmed, and sound is written only up to the end of the video, so both end together.
+The MP4 is fragmented, so a crash or ``kill -9`` leaves a playable file. A full disk or any
+other write error ends the recording with ``error`` set; the session goes on.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from engines.errors import RecordingError
 log = logging.getLogger(__name__)
 
 QUEUE_ITEMS = 120  # about 4 s of frames at 30 fps
+SYNC_FRAMES = 10  # frames whose picture delay fixes where the sound goes
+
+_Item = tuple[str, np.ndarray, int, int | None]
 
 
 class RecorderSink:
@@ -39,8 +47,12 @@ class RecorderSink:
         self._writer = VideoWriter(
             path, width, height, fps, audio_rate=audio_rate, audio_channels=1
         )
-        self._queue: queue.Queue[tuple[str, np.ndarray, int] | None] = queue.Queue(QUEUE_ITEMS)
+        self._queue: queue.Queue[_Item | None] = queue.Queue(QUEUE_ITEMS)
         self._last_frame: np.ndarray | None = None
+        self.sound_delay_ns: int | None = None  # D (module docstring), once known
+        self._delays: list[int] = []
+        self._early: list[tuple[np.ndarray, int]] = []  # sound before D is known
+        self._pending: list[tuple[int, np.ndarray]] = []  # (sample offset, sound) to write
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
         log.info("Recording to %s", path)
@@ -51,13 +63,16 @@ class RecorderSink:
 
     def submit(self, frame: RenderedFrame) -> None:
         """The frame the camera shows for the tick it was due at."""
-        self._put(("video", frame.rgb, frame.due_ns))
+        shows = frame.shows_ns
+        self._put(
+            ("video", frame.rgb, frame.due_ns, None if shows is None else frame.due_ns - shows)
+        )
 
     def submit_audio(self, chunk: AudioChunk) -> None:
-        """Sound, placed by its capture time."""
-        self._put(("audio", chunk.samples, chunk.pts_ns))
+        """Sound, placed by its capture time plus the picture delay."""
+        self._put(("audio", chunk.samples, chunk.pts_ns, None))
 
-    def _put(self, item: tuple[str, np.ndarray, int]) -> None:
+    def _put(self, item: _Item) -> None:
         if self.error is not None:
             return
         try:
@@ -74,11 +89,13 @@ class RecorderSink:
     def _run(self) -> None:
         try:
             while (item := self._queue.get()) is not None:
-                kind, data, pts_ns = item
+                kind, data, pts_ns, delay_ns = item
                 if kind == "video":
-                    self._write_video(data, pts_ns)
+                    self._write_video(data, pts_ns, delay_ns)
                 else:
-                    self._write_audio(data, pts_ns)
+                    self._place_audio(data, pts_ns)
+            self._decide_delay(force=True)
+            self._flush_audio(pad=True)
             self._writer.close()
             log.info("Recorded %d frames to %s", self._writer.frames_written, self.path)
         except RecordingError as exc:
@@ -92,7 +109,10 @@ class RecorderSink:
         while self._queue.get() is not None:
             pass
 
-    def _write_video(self, rgb: np.ndarray, due_ns: int) -> None:
+    def _write_video(self, rgb: np.ndarray, due_ns: int, delay_ns: int | None) -> None:
+        if delay_ns is not None and self.sound_delay_ns is None:
+            self._delays.append(delay_ns)
+            self._decide_delay()
         index = round((due_ns - self.start_ns) / self._period_ns)
         if index < self._writer.frames_written:
             return  # before the recording started, or a tick already written
@@ -100,13 +120,48 @@ class RecorderSink:
             self._writer.write(self._last_frame)  # ticks the session skipped
         self._writer.write(rgb)
         self._last_frame = rgb
+        if self.sound_delay_ns is None and self._writer.frames_written >= 3 * SYNC_FRAMES:
+            self._decide_delay(force=True)  # frames without speech timing: capture time
+        self._flush_audio()
 
-    def _write_audio(self, samples: np.ndarray, pts_ns: int) -> None:
-        offset = round((pts_ns - self.start_ns) * self.audio_rate / 1e9)
+    def _decide_delay(self, force: bool = False) -> None:
+        if self.sound_delay_ns is not None or (len(self._delays) < SYNC_FRAMES and not force):
+            return
+        self.sound_delay_ns = int(np.median(self._delays)) if self._delays else 0
+        log.debug("Recording the sound %.1f ms after its capture", self.sound_delay_ns / 1e6)
+        early, self._early = self._early, []
+        for samples, pts_ns in early:
+            self._place_audio(samples, pts_ns)
+
+    def _place_audio(self, samples: np.ndarray, pts_ns: int) -> None:
+        if self.sound_delay_ns is None:
+            self._early.append((samples, pts_ns))
+            return
+        at_ns = pts_ns + self.sound_delay_ns - self.start_ns
+        self._pending.append((round(at_ns * self.audio_rate / 1e9), samples))
+
+    def _flush_audio(self, pad: bool = False) -> None:
+        """Write the placed sound up to the end of the video written so far."""
+        limit = self._writer.frames_written * self.audio_rate // self.fps
+        while self._pending:
+            offset, samples = self._pending[0]
+            written = self._writer.audio_samples_written
+            end = offset + samples.size
+            if end <= written:  # already covered: an overlap
+                self._pending.pop(0)
+                continue
+            if offset >= limit:
+                break
+            if offset > written:
+                self._writer.write_audio(np.zeros(offset - written, np.float32))
+                written = offset
+            stop = min(end, limit)
+            self._writer.write_audio(
+                samples[written - offset : stop - offset].astype(np.float32, copy=False)
+            )
+            if stop < end:
+                break
+            self._pending.pop(0)
         written = self._writer.audio_samples_written
-        if offset > written:
-            self._writer.write_audio(np.zeros(offset - written, np.float32))
-        elif offset < written:
-            samples = samples[written - offset :]
-        if samples.size:
-            self._writer.write_audio(samples.astype(np.float32, copy=False))
+        if pad and written < limit:
+            self._writer.write_audio(np.zeros(limit - written, np.float32))

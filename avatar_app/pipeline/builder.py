@@ -9,6 +9,7 @@ from pathlib import Path
 
 from avatar_app.live.recorder import RecorderSink
 from avatar_app.live.virtual_camera import VirtualCameraSink
+from avatar_app.live.voice_out import VoiceOut
 from avatar_app.live.webcam_motion import FrameSource, WebcamMotion
 from avatar_app.pipeline.frames import AudioSource
 from avatar_app.pipeline.portrait import ReadyPortrait, prepare
@@ -121,3 +122,17 @@ def recorder(settings: PipelineSettings, path: Path, start_ns: int) -> RecorderS
     """A recording of what the camera shows plus the sound, from ``start_ns`` on."""
     width, height = settings.size
     return RecorderSink(path, width, height, settings.fps, start_ns, audio_rate=RATE)
+
+
+def voice_out(settings: PipelineSettings) -> VoiceOut | None:
+    """The virtual microphone the voice is delayed into, or None when it is off. Not started."""
+    if settings.voice_out == "off":
+        return None
+    voice = VoiceOut(
+        settings.voice_out,
+        rate=RATE,
+        offset_s=settings.voice_offset_ms / 1000,
+        follows_gate=settings.voice_follows_gate,
+    )
+    voice.set_gate(settings.push_to_talk != "key")
+    return voice

@@ -3,10 +3,13 @@
 sound --AudioChunk--> speech --SpokenFrame--> mixer (+ webcam face) --TickControls--> renderer
 --RenderedFrame--> sinks. ``heard_ns`` is the capture time of the newest sound that shaped a
 frame, ``seen_ns`` that of the webcam frame; the latency a user sees is measured from them.
+``shows_ns`` is the capture time of the sound whose mouth a frame shows (``heard_ns`` minus the
+lookahead): sound played or recorded that much before a frame is in step with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +42,7 @@ class SpokenFrame:
     life: FaceControls
     mouth: FaceControls
     heard_ns: int | None = None
+    shows_ns: int | None = None  # capture time of the sound at ``time``: what the mouth shows
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class RenderedFrame:
     due_ns: int
     heard_ns: int | None = None
     seen_ns: int | None = None
+    shows_ns: int | None = None  # capture time of the sound whose mouth the frame shows
 
     @property
     def shaped_ns(self) -> int:
@@ -67,6 +72,8 @@ class RenderedFrame:
 
 class AudioSource(Protocol):
     """A microphone or a file played in real time (``avatar_app.live.audio_source``)."""
+
+    tap: Callable[[AudioChunk], None] | None  # sees every chunk on the capture thread
 
     @property
     def status(self) -> str: ...  # "running", "reconnecting" or "stopped"

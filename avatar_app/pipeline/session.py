@@ -42,9 +42,16 @@ import numpy as np
 from avatar_app.live.pacer import Pacer
 from avatar_app.live.recorder import RecorderSink
 from avatar_app.live.virtual_camera import VirtualCameraSink
+from avatar_app.live.voice_out import VoiceOut
 from avatar_app.live.webcam_motion import WebcamMotion
 from avatar_app.pipeline import builder
-from avatar_app.pipeline.frames import AudioSource, FrameSink, RenderedFrame, SpokenFrame
+from avatar_app.pipeline.frames import (
+    AudioChunk,
+    AudioSource,
+    FrameSink,
+    RenderedFrame,
+    SpokenFrame,
+)
 from avatar_app.pipeline.portrait import ReadyPortrait
 from avatar_app.pipeline.settings import Fit, PipelineSettings
 from avatar_app.pipeline.stages import SoundTimeline
@@ -57,6 +64,7 @@ log = logging.getLogger(__name__)
 
 SILENCE_AFTER = 0.15  # s without sound before silence is fed in its place
 LATENCY_WINDOW = 3000  # frames kept for latency percentiles
+PICTURE_DELAY_WINDOW = 1.0  # s of frames whose median picture delay the voice follows
 FADE_SECONDS = 0.25  # cross-fade when the portrait or engine changes
 REPORT_EVERY = 1.0  # s between stats events and health checks
 IDLE_SPOKEN = SpokenFrame(0.0, NEUTRAL, NEUTRAL)
@@ -84,6 +92,8 @@ class LiveStats:
     latency_ms_p50: float | None
     latency_ms_p95: float | None
     latency_ms_max: float | None
+    picture_delay_ms_p50: float | None  # capture of a sound to the frame showing its mouth
+    voice_delay_ms: float | None  # capture to output of the delayed voice; None when off
     webcam_latency_ms_p50: float | None
     webcam_latency_ms_p95: float | None
     longest_gap_ms: float  # longest wait between two frames handed on, since the last reset
@@ -161,6 +171,8 @@ class LiveSession:
         self._spoken = IDLE_SPOKEN
         self._webcam: WebcamMotion | None = None
         self._recorder: RecorderSink | None = None
+        self._voice: VoiceOut | None = None
+        self._voice_problem = ""
         # Measurements.
         self._started = time.monotonic()
         self._cpu_started = time.process_time()
@@ -169,6 +181,7 @@ class LiveSession:
         self._source_errors = 0
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._webcam_latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._picture_delays: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._last_handed_ns: int | None = None
         self._longest_gap_ns = 0
         self._pacer = Pacer(settings.fps)
@@ -190,6 +203,11 @@ class LiveSession:
     def portrait(self) -> ReadyPortrait | None:
         """The portrait on screen (after a swap's fade has begun)."""
         return self._portrait
+
+    @property
+    def voice_problem(self) -> str:
+        """Why the delayed voice does not go out although asked for ("" when it does)."""
+        return self._voice_problem
 
     @property
     def meter(self) -> Meter:
@@ -226,7 +244,9 @@ class LiveSession:
         self._set_state(State.STARTING)
         try:
             self._portrait = builder.ready_portrait(self.settings)
+            self._voice = self._open_voice_out(self.settings)
             self._audio = builder.audio_source(self.settings)
+            self._audio.tap = self._voice_tap
             self._audio.start()
             self._webcam = self._open_webcam(self.settings)
             self._vcam = builder.virtual_camera(self.settings)
@@ -283,8 +303,12 @@ class LiveSession:
     # -- commands (any thread) -------------------------------------------------------------
 
     def set_push_to_talk(self, is_open: bool) -> None:
-        """Open or close the mouth's push-to-talk gate (cheap; applied by the motion thread)."""
+        """Open or close the mouth's push-to-talk gate (cheap; applied by the motion thread);
+        the delayed voice follows it unless ``voice_follows_gate`` is off."""
         self._motion_inbox.put(lambda: self._speech.set_push_to_talk(is_open))
+        voice = self._voice
+        if voice is not None:
+            voice.set_gate(is_open)
 
     def set_voice_detection(self, aggressiveness: int | None) -> None:
         """Voice gate strictness 0-3, or None: any sound moves the mouth."""
@@ -345,7 +369,7 @@ class LiveSession:
         webcam = _percentiles(self._webcam_latencies, (50, 95))
         dropped = self._pacer.dropped
         cpu = (time.process_time() - self._cpu_started) / elapsed / (os.cpu_count() or 1)
-        recorder, audio = self._recorder, self._audio
+        recorder, audio, voice = self._recorder, self._audio, self._voice
         return LiveStats(
             seconds=round(elapsed, 1),
             frames=self._frames,
@@ -357,6 +381,8 @@ class LiveSession:
             latency_ms_p50=latencies[0],
             latency_ms_p95=latencies[1],
             latency_ms_max=latencies[2],
+            picture_delay_ms_p50=_percentiles(self._picture_delays, (50,))[0],
+            voice_delay_ms=None if voice is None else round(float(voice.delay) * 1000, 1),
             webcam_latency_ms_p50=webcam[0],
             webcam_latency_ms_p95=webcam[1],
             longest_gap_ms=round(self._longest_gap_ns / 1e6, 1),
@@ -421,13 +447,14 @@ class LiveSession:
             future.set_exception(AvatarError(f"The session stopped before {name} changed."))
 
     def _report(self) -> None:
+        self._steer_voice()
         problems = self._problems()
         state = State.DEGRADED if problems else State.LIVE
         self._set_state(state, "; ".join(problems))
         self._emit(StatsUpdated(self.snapshot()))
 
     def _problems(self) -> list[str]:
-        problems = []
+        problems = [self._voice_problem] if self._voice_problem else []
         audio, webcam, recorder, vcam = self._audio, self._webcam, self._recorder, self._vcam
         if audio is not None and audio.status != "running":
             problems.append(f"The microphone is {audio.status}; the avatar idles meanwhile")
@@ -458,6 +485,7 @@ class LiveSession:
     def _swap_audio(self, microphone: str | None, audio_file: Path | None) -> None:
         settings = replace(self.settings, microphone=microphone, audio_file=audio_file)
         source = builder.audio_source(settings)
+        source.tap = self._voice_tap
         source.start()  # a device that cannot open raises here; the old one keeps going
         old = self._audio
 
@@ -579,7 +607,9 @@ class LiveSession:
                     log.exception("Rendering a frame failed; showing the previous one")
                 rgb = previous
             previous = self._on_screen = rgb
-            frame = RenderedFrame(rgb, due, spoken.heard_ns, seen_ns if face is not None else None)
+            frame = RenderedFrame(
+                rgb, due, spoken.heard_ns, seen_ns if face is not None else None, spoken.shows_ns
+            )
             self._hand_on(frame)
 
     def _render(self, controls: FaceControls, due_ns: int) -> np.ndarray:
@@ -621,6 +651,8 @@ class LiveSession:
             self._latencies.append((handed_ns - frame.heard_ns) / 1e6)
         if frame.seen_ns is not None:
             self._webcam_latencies.append((handed_ns - frame.seen_ns) / 1e6)
+        if frame.shows_ns is not None:
+            self._picture_delays.append((handed_ns - frame.shows_ns) / 1e6)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -633,9 +665,40 @@ class LiveSession:
             webcam.start()
         return webcam
 
+    def _open_voice_out(self, settings: PipelineSettings) -> VoiceOut | None:
+        """The virtual microphone, started; one that cannot start is a warning, not a failed
+        start (the call still gets the avatar, only the voice is not delayed)."""
+        voice = builder.voice_out(settings)
+        if voice is None:
+            return None
+        try:
+            voice.start()
+        except AvatarError as exc:
+            self._voice_problem = f"The voice is not synced: {exc}"
+            log.warning("%s", self._voice_problem)
+            return None
+        if not voice.running:  # nothing to play into: it said why
+            self._voice_problem = voice.warning
+            return None
+        return voice
+
+    @property
+    def _voice_tap(self) -> Callable[[AudioChunk], None] | None:
+        """The voice is fed on the capture thread: through the motion thread it would come
+        late by that thread's stalls, which the delay has too little slack to absorb."""
+        return None if self._voice is None else self._voice.feed
+
+    def _steer_voice(self) -> None:
+        """Aim the voice's delay at the median picture delay of the last second."""
+        voice, delays = self._voice, self._picture_delays
+        recent = list(delays)[-max(1, round(PICTURE_DELAY_WINDOW * self.settings.fps)) :]
+        if voice is not None and recent:
+            voice.set_picture_delay(float(np.median(recent)) / 1000)
+
     def _close_everything(self) -> None:
         self._stop_recording()
-        for part in (self._audio, self._webcam, self._vcam, *self._extra_sinks):
+        parts = (self._audio, self._voice, self._webcam, self._vcam, *self._extra_sinks)
+        for part in parts:
             if part is not None:
                 try:
                     part.stop()

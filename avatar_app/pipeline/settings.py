@@ -38,6 +38,9 @@ class PipelineSettings:
     virtual_camera: str = "auto"  # "auto", "off" or a device such as /dev/video9
     virtual_camera_backend: str | None = None  # a pyvirtualcam backend name; None: the OS's
     test_pattern: bool = False
+    voice_out: str = "off"  # the virtual microphone: "auto", "off" or an output's name
+    voice_offset_ms: float = 0.0  # added to the measured picture delay (a call app's buffering)
+    voice_follows_gate: bool = True  # push-to-talk and mute silence the voice too
 
     @property
     def voice_detection(self) -> int | None:

@@ -54,8 +54,10 @@ class SpeechStage:
 
     def _spoken(self, frame: SpeechFrame, origin_ns: int | None) -> SpokenFrame:
         life, mouth = self.talking.layers(frame)
-        heard = None if origin_ns is None else origin_ns + int(frame.audio_until * 1e9)
-        return SpokenFrame(frame.time, life, mouth, heard)
+        if origin_ns is None:
+            return SpokenFrame(frame.time, life, mouth)
+        heard = origin_ns + int(frame.audio_until * 1e9)
+        return SpokenFrame(frame.time, life, mouth, heard, origin_ns + int(frame.time * 1e9))
 
 
 class SoundTimeline:
