@@ -28,8 +28,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.signal import firwin, upfirdn
 
-from avatar_app.live.sound_server import SoundSource, list_sources
+from avatar_app.live.sound_server import SoundSource, list_sources, pulse_target
 from avatar_app.pipeline.frames import AudioChunk
 from engines.errors import DeviceError
 
@@ -366,7 +365,7 @@ class MicrophoneSource(_Source):
         device_rate = self._pick_rate(sd, index, info)
         channels = _pick_channels(sd, index, info, device_rate)
         try:
-            with _pulse_source(source.name if source is not None else None):
+            with pulse_target("PULSE_SOURCE", source.name if source is not None else None):
                 stream = sd.InputStream(
                     device=index,
                     samplerate=device_rate,
@@ -615,7 +614,7 @@ def _host_api(sd: Any, info: dict[str, Any]) -> str:
 
 
 def _server_route(inputs: list[_Device], source: SoundSource) -> _Device:
-    """The PortAudio device that records a sound-server source (with ``_pulse_source``)."""
+    """The PortAudio device that records a sound-server source (with ``pulse_target``)."""
     for route in ("pulse", "default"):
         for index, info in inputs:
             if info["name"] == route:
@@ -631,28 +630,6 @@ def _server_route(inputs: list[_Device], source: SoundSource) -> _Device:
         "reaches only through ALSA's 'pulse' device, and there is none. Install the ALSA plugin "
         "for PulseAudio (Debian/Ubuntu: libasound2-plugins; Fedora: alsa-plugins-pulseaudio)."
     )
-
-
-_environment_lock = threading.Lock()
-
-
-@contextmanager
-def _pulse_source(name: str | None) -> Iterator[None]:
-    """``PULSE_SOURCE=name`` while a stream opens: ALSA's pulse plugin connects when PortAudio
-    opens the device, and libpulse then records from that source instead of the default."""
-    if name is None:
-        yield
-        return
-    with _environment_lock:
-        saved = os.environ.get("PULSE_SOURCE")
-        os.environ["PULSE_SOURCE"] = name
-        try:
-            yield
-        finally:
-            if saved is None:
-                os.environ.pop("PULSE_SOURCE", None)
-            else:
-                os.environ["PULSE_SOURCE"] = saved
 
 
 def _default_input(sd: Any, inputs: list[_Device]) -> _Device:

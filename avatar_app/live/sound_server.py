@@ -18,7 +18,10 @@ import platform
 import re
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -100,3 +103,26 @@ def _pactl(args: list[str], deadline: float) -> str | None:
         log.debug("pactl %s: %s", " ".join(args), done.stderr.decode(errors="replace").strip())
         return None
     return done.stdout.decode("utf-8", errors="replace")
+
+
+_environment_lock = threading.Lock()
+
+
+@contextmanager
+def pulse_target(variable: str, name: str | None) -> Iterator[None]:
+    """``variable=name`` (``PULSE_SOURCE`` or ``PULSE_SINK``) while a stream opens: ALSA's
+    pulse plugin connects when PortAudio opens the device, and libpulse then uses that source
+    or sink instead of the default. One lock for both, as the environment is shared."""
+    if name is None:
+        yield
+        return
+    with _environment_lock:
+        saved = os.environ.get(variable)
+        os.environ[variable] = name
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = saved

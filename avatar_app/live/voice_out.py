@@ -31,13 +31,12 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from avatar_app.live.sound_server import pulse_target
 from avatar_app.pipeline.frames import AudioChunk
 from engines.errors import DeviceError
 
@@ -276,27 +275,6 @@ def find_driver() -> Output | None:
 # -- the delayed writer ---------------------------------------------------------------------------
 
 
-@contextmanager
-def _pulse_sink(name: str | None) -> Iterator[None]:
-    """``PULSE_SINK=name`` while the stream opens: libpulse (under ALSA's pulse plugin) then
-    plays into that sink instead of the default one."""
-    if name is None:
-        yield
-        return
-    from avatar_app.live.audio_source import _environment_lock
-
-    with _environment_lock:
-        saved = os.environ.get("PULSE_SINK")
-        os.environ["PULSE_SINK"] = name
-        try:
-            yield
-        finally:
-            if saved is None:
-                os.environ.pop("PULSE_SINK", None)
-            else:
-                os.environ["PULSE_SINK"] = saved
-
-
 class VoiceOut:
     """Plays fed sound into an output, ``delay`` seconds after it was captured; see the module
     docstring. ``feed`` is cheap and never waits; the output has its own callback thread."""
@@ -341,7 +319,7 @@ class VoiceOut:
             return
         sd = _sounddevice()
         try:
-            with _pulse_sink(output.pulse_sink):
+            with pulse_target("PULSE_SINK", output.pulse_sink):
                 stream = sd.OutputStream(
                     device=output.device,
                     samplerate=self.rate,
