@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,23 +59,39 @@ def main(out: Path, speech: Path) -> int:
         window.preview_only = False
         tray.menu.popup(QPoint(window.x() + window.width() - 260, 40))
 
-    steps = [
-        (2.5, shot("idle")),
-        (0.2, go_live),
-        (3.0, shot("live")),
-        (0.2, open_tray_menu),
-        (1.0, shot("tray-menu")),
-        (0.2, lambda: tray.menu.hide()),
-        (0.2, stop),
-        (2.5, camera_missing),
-        (4.0, shot("no-virtual-camera")),
-        (0.5, window.quit),
-    ]
+    def always() -> bool:
+        return True
+
+    # (wait until this holds, then settle this long, then do that); conditions keep a loaded
+    # machine from shooting a state before the window reached it.
+    steps: list[tuple[Callable[[], bool], float, Callable[[], None]]] = [
+        (lambda: window.checked is not None, 1.0, shot("idle")),
+        (always, 0.0, go_live),
+        (lambda: window.live_button.text() == "Stop", 2.5, shot("live")),
+        (always, 0.0, open_tray_menu),
+        (lambda: tray.menu.isVisible(), 0.8, shot("tray-menu")),
+        (always, 0.0, tray.menu.hide),
+        (always, 0.0, stop),
+        (lambda: window.session is None, 0.5, camera_missing),
+        (lambda: window.problem.isVisible() and "Fix" in window.problem_text.text(), 0.5,
+         shot("no-virtual-camera")),
+        (always, 0.0, window.quit),
+    ]  # fmt: skip
+    deadline = time.monotonic() + 120
+
+    def run_next() -> None:
+        if not steps or time.monotonic() > deadline:
+            app.quit()
+            return
+        condition, settle, action = steps[0]
+        if not condition():
+            QTimer.singleShot(100, run_next)
+            return
+        steps.pop(0)
+        QTimer.singleShot(int(settle * 1000), lambda: (action(), QTimer.singleShot(100, run_next)))
+
     with registered("screens"):
-        delay = 0.0
-        for wait, step in steps:
-            delay += wait
-            QTimer.singleShot(int(delay * 1000), step)
+        QTimer.singleShot(500, run_next)
         app.exec()
     return 0
 
