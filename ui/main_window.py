@@ -266,7 +266,7 @@ class MainWindow(QMainWindow):
     def _build_voice(self) -> QGroupBox:
         box = QGroupBox("Voice to the call")
         layout = QVBoxLayout(box)
-        self.voice_sync = QCheckBox("Sync my voice (pick “Avatar Microphone” in the call)")
+        self.voice_sync = QCheckBox("Sync my voice")
         self.voice_sync.setToolTip(
             "Your voice reaches the call through a virtual microphone, delayed by exactly the "
             "picture's delay, so the other side hears it in step with the mouth. Applies the "
@@ -282,14 +282,18 @@ class MainWindow(QMainWindow):
         )
         self.voice_offset_label = QLabel()
         self.voice_offset.valueChanged.connect(self._on_voice_changed)
-        self.voice_gated = QCheckBox("Push-to-talk and mute silence the voice too")
+        self.voice_gated = QCheckBox("Push-to-talk and mute it too")
+        self.voice_gated.setToolTip("Push-to-talk and mute silence the delayed voice as well")
         self.voice_gated.setChecked(self.settings.voice_follows_gate)
         self.voice_gated.toggled.connect(self._on_voice_changed)
         offset_row = QHBoxLayout()
         offset_row.addWidget(QLabel("Offset"))
         offset_row.addWidget(self.voice_offset)
         offset_row.addWidget(self.voice_offset_label)
+        hint = QLabel("Then pick “Avatar Microphone” as the microphone in the call.", wordWrap=True)
+        hint.setStyleSheet("color: #666;")
         layout.addWidget(self.voice_sync)
+        layout.addWidget(hint)
         layout.addLayout(offset_row)
         layout.addWidget(self.voice_gated)
         self._show_voice_offset()
