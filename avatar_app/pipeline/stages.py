@@ -33,11 +33,6 @@ class SpeechStage:
         self.speech = speech
         self.talking = talking
 
-    @property
-    def lookahead(self) -> float:
-        """Seconds of sound heard beyond a frame's time before the frame is emitted."""
-        return self.speech.lookahead
-
     def push(self, samples: np.ndarray, origin_ns: int | None = None) -> list[SpokenFrame]:
         """The frames ``samples`` complete; ``origin_ns`` is the capture time of sound time 0."""
         return [self._spoken(f, origin_ns) for f in self.speech.push(samples)]
@@ -67,7 +62,6 @@ class SoundTimeline:
         self.stage = stage
         self.origin_ns: int | None = None  # capture time of sound time 0
         self.fed = 0  # samples pushed so far
-        self.dropped_samples = 0
 
     @property
     def position_ns(self) -> int | None:
@@ -83,7 +77,6 @@ class SoundTimeline:
         late_ns = (self.position_ns or chunk.pts_ns) - chunk.pts_ns
         if late_ns > OVERLAP_TOLERANCE_NS:  # this stretch was already covered: keep the rest
             skip = min(samples.size, int(late_ns * RATE // 1_000_000_000))
-            self.dropped_samples += skip
             samples = samples[skip:]
         return frames + self._push(samples)
 
