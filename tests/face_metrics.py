@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import av
 import numpy as np
 
 from engines.face import topology as topo
-from engines.face.landmarker import FaceLandmarks
+from engines.face.landmarker import FaceLandmarker, FaceLandmarks
 
 
 def face_height(face: FaceLandmarks) -> float:
@@ -77,3 +80,44 @@ def iris_offset(face: FaceLandmarks, axis: int) -> float:
 def eye_distance(face: FaceLandmarks) -> float:
     p = face.points[:, :2]
     return float(np.linalg.norm(p[topo.RIGHT_IRIS_CENTER] - p[topo.LEFT_IRIS_CENTER]))
+
+
+def mouth_opening(face: FaceLandmarks) -> float:
+    """The inner-lip gap over the face height: how open the mouth is, whatever the size."""
+    return inner_lip_gap(face) / face_height(face)
+
+
+def best_lag(follower: np.ndarray, leader: np.ndarray, most: int = 8) -> int:
+    """How many steps ``follower`` comes after ``leader`` (-most..most), by the best normalised
+    cross-correlation; e.g. a re-detected mouth opening after its sound's loudness."""
+
+    def z(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean()) / (x.std() + 1e-9)
+
+    a, b = z(follower), z(leader)
+    scores = {
+        lag: float(
+            np.mean(a[max(lag, 0) : len(a) + min(lag, 0)] * b[max(-lag, 0) : len(b) - max(lag, 0)])
+        )
+        for lag in range(-most, most + 1)
+    }
+    return max(scores, key=scores.__getitem__)
+
+
+def mouth_and_loudness(
+    video: Path, landmarker: FaceLandmarker, fps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: the re-detected mouth opening and the sound's RMS over that frame's time."""
+    openings = []
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            faces = landmarker.detect_all(frame.to_ndarray(format="rgb24"))
+            openings.append(mouth_opening(faces[0]) if faces else 0.0)
+    with av.open(str(video)) as container:
+        parts = [f.to_ndarray().mean(axis=0) for f in container.decode(audio=0)]
+        rate = container.streams.audio[0].rate
+    sound = np.concatenate(parts)
+    per_frame = rate // fps
+    count = min(len(openings), len(sound) // per_frame)
+    loudness = np.sqrt(np.mean(np.square(sound[: count * per_frame].reshape(count, -1)), axis=1))
+    return np.array(openings[:count]), loudness

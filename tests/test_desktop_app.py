@@ -271,3 +271,20 @@ def test_the_voice_sync_switch_is_saved_and_reaches_the_next_session(
     _wait(
         qtbot, lambda: session.voice_problem != "" or session.snapshot().voice_delay_ms is not None
     )
+
+
+def test_the_voice_settings_reach_a_live_session_at_once(
+    qtbot: object, window: MainWindow, media: dict[str, Path], camera: type[CountingBackend]
+) -> None:
+    _go_live(qtbot, window, media["speech"])
+    session = window.session
+    assert session is not None and session.settings.voice_out == "off"
+    window.voice_offset.setValue(30)
+    window.voice_gated.setChecked(False)
+    _wait(qtbot, lambda: session.settings.voice_offset_ms == 30.0)
+    _wait(qtbot, lambda: session.settings.voice_follows_gate is False)
+    window.voice_sync.setChecked(True)
+    _wait(qtbot, lambda: session.settings.voice_out == "auto" or session.voice_problem != "")
+    window.voice_sync.setChecked(False)
+    _wait(qtbot, lambda: session.settings.voice_out == "off" and session.voice_problem == "")
+    assert session.snapshot().frames > 0

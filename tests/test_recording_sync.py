@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from scipy.io import wavfile
@@ -25,53 +24,19 @@ from avatar_app.pipeline.session import LiveSession
 from avatar_app.pipeline.settings import PipelineSettings
 from engines.face.landmarker import FaceLandmarker
 from engines.speech.features import RATE
-from tests.face_metrics import face_height, inner_lip_gap
+from tests.face_metrics import best_lag, mouth_and_loudness
 from tests.speech_audio import spoken
 
 pytestmark = pytest.mark.slow
 
 FPS = 25
 SIZE = (384, 384)
-MAX_LAG = 8  # frames searched either way
 
 
 @pytest.fixture(scope="module")
 def landmarker() -> Iterator[FaceLandmarker]:
     with FaceLandmarker(max_faces=1) as found:
         yield found
-
-
-def _mouth_and_sound(video: Path, landmarker: FaceLandmarker) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: the re-detected mouth opening and the sound's RMS over that frame's time."""
-    openings = []
-    with av.open(str(video)) as container:
-        for frame in container.decode(video=0):
-            faces = landmarker.detect_all(frame.to_ndarray(format="rgb24"))
-            openings.append(inner_lip_gap(faces[0]) / face_height(faces[0]) if faces else 0.0)
-    with av.open(str(video)) as container:
-        parts = [f.to_ndarray().mean(axis=0) for f in container.decode(audio=0)]
-        rate = container.streams.audio[0].rate
-    sound = np.concatenate(parts)
-    per_frame = rate // FPS
-    count = min(len(openings), len(sound) // per_frame)
-    loudness = np.sqrt(np.mean(np.square(sound[: count * per_frame].reshape(count, -1)), axis=1))
-    return np.array(openings[:count]), loudness
-
-
-def _lag_frames(opening: np.ndarray, loudness: np.ndarray) -> int:
-    """How many frames the mouth comes after its sound (best normalised cross-correlation)."""
-
-    def z(x: np.ndarray) -> np.ndarray:
-        return (x - x.mean()) / (x.std() + 1e-9)
-
-    a, b = z(opening), z(loudness)
-    scores = {
-        lag: float(
-            np.mean(a[max(lag, 0) : len(a) + min(lag, 0)] * b[max(-lag, 0) : len(b) - max(lag, 0)])
-        )
-        for lag in range(-MAX_LAG, MAX_LAG + 1)
-    }
-    return max(scores, key=scores.__getitem__)
 
 
 def test_a_live_recording_has_the_mouth_in_step_with_its_sound(
@@ -84,7 +49,7 @@ def test_a_live_recording_has_the_mouth_in_step_with_its_sound(
 
     offline = tmp_path / "offline.mp4"
     render_talking(load_audio(wav), offline, settings)
-    offline_lag = _lag_frames(*_mouth_and_sound(offline, landmarker))
+    offline_lag = best_lag(*mouth_and_loudness(offline, landmarker, FPS))
 
     live = tmp_path / "live.mp4"
     session = LiveSession(PipelineSettings(
@@ -97,6 +62,6 @@ def test_a_live_recording_has_the_mouth_in_step_with_its_sound(
         stats = session.snapshot()
     finally:
         session.stop()
-    live_lag = _lag_frames(*_mouth_and_sound(live, landmarker))
+    live_lag = best_lag(*mouth_and_loudness(live, landmarker, FPS))
     print(f"mouth after sound: offline {offline_lag} frames, live recording {live_lag}; {stats}")
     assert abs(live_lag - offline_lag) <= 1, (offline_lag, live_lag)

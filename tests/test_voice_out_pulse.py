@@ -6,9 +6,12 @@ creates, each block stamped by when it arrived (PortAudio's own capture-time est
 ALSA's pulse plugin was seen off by up to 80 ms from one stream to the next, so it is no
 ruler here). Cross-correlating the two says how late the
 voice comes out, which must be the session's target delay (the measured picture delay) within
-one video frame; the speech must come through whole, with no gap over 10 ms. The devices must be
-gone after ``stop``, after SIGTERM of ``avatar-app live --voice-out auto``, and a SIGKILLed
-run's leftovers must be removed by the next start.
+one video frame; the speech must come through whole, with no gap over 10 ms. End to end, with
+speech played into the sound server's default source as the microphone and a test virtual
+camera, the voice on the "Avatar Microphone" must be in step with the mouth re-detected on the
+camera's frames, as in an offline render. The devices must be gone after
+``stop``, after SIGTERM of ``avatar-app live --voice-out auto``, and a SIGKILLed run's
+leftovers must be removed by the next start.
 """
 
 from __future__ import annotations
@@ -28,10 +31,15 @@ import pytest
 from scipy.io import wavfile
 from scipy.signal import fftconvolve
 
+from avatar_app.audio_file import load_audio
 from avatar_app.live import voice_out
+from avatar_app.offline.talk import render_talking
 from avatar_app.pipeline.frames import AudioChunk
 from avatar_app.pipeline.session import LiveSession
 from avatar_app.pipeline.settings import PipelineSettings
+from engines.face.landmarker import FaceLandmarker
+from tests.face_metrics import best_lag, mouth_and_loudness, mouth_opening
+from tests.fake_camera import registered
 from tests.pulse import PulseServer, pulse_server, sounddevice_via
 from tests.speech_audio import spoken
 
@@ -281,3 +289,141 @@ def test_no_virtual_cable_is_a_warning_not_a_failed_start(
         assert session.snapshot().frames > 0
     finally:
         session.stop()
+
+
+def test_the_voice_is_switched_on_retuned_and_off_while_live(
+    server: PulseServer, speech_wav: Path
+) -> None:
+    settings = PipelineSettings(
+        size=(320, 240), fps=FPS, engine="mesh", audio_file=speech_wav, virtual_camera="off"
+    )
+    session = LiveSession(settings)
+    session.start()
+    try:
+        assert _modules(server) == [] and session.snapshot().voice_delay_ms is None
+        session.set_voice_out("auto", 0.0, True).result(timeout=30)
+        assert len(_modules(server)) == 2
+        deadline = time.monotonic() + 15
+        while (voice := session._voice) is None or voice.target_delay is None:
+            assert time.monotonic() < deadline, "the voice never got a target delay"
+            time.sleep(0.1)
+        session.set_voice_out("auto", 80.0, False).result(timeout=10)
+        assert session._voice is voice, "an offset change keeps the devices open"
+        # The target follows the picture delay plus the offset, smoothly (a few seconds).
+        deadline = time.monotonic() + 30
+        while abs((voice.target_delay or 0.0) - _picture_delay(session) - 0.08) > 0.02:
+            assert time.monotonic() < deadline, (voice.target_delay, session.snapshot())
+            time.sleep(0.2)
+        frames = session.snapshot().frames
+        session.set_voice_out("off", 80.0, False).result(timeout=30)
+        assert _modules(server) == [] and session._voice is None
+        time.sleep(0.5)
+        assert session.snapshot().frames > frames, "the camera kept going"
+        assert session.reason == "", session.reason
+    finally:
+        session.stop()
+    assert _modules(server) == []
+
+
+def _picture_delay(session: LiveSession) -> float:
+    delay = session.snapshot().picture_delay_ms_p50
+    assert delay is not None
+    return delay / 1000
+
+
+def test_the_voice_goes_to_a_named_output(server: PulseServer, speech_wav: Path) -> None:
+    """``avatar-app live --voice-out NAME`` as a user types it: an existing sink (here a second
+    null sink, found by its description) gets the voice, and no Avatar Microphone is made."""
+    loaded = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", "sink_name=test_cable",
+         "sink_properties=device.description=TestCable"],
+        env=server.client_env, capture_output=True, text=True, timeout=10, check=True,
+    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "avatar_app.cli", "live", "--audio-file", str(speech_wav),
+        "--vcam", "off", "--size", "320x240", "--fps", "25", "--engine", "mesh",
+        "--voice-out", "TestCable",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=server.client_env, stderr=subprocess.PIPE)
+    recorder = Recorder(server, "test_cable.monitor")
+    try:
+        time.sleep(12.0)
+        assert process.poll() is None, process.communicate()[1].decode()
+        assert _modules(server) == [], "a named output needs no Avatar Microphone"
+        heard = np.concatenate([chunk.samples for chunk in recorder.stop()])
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        subprocess.run(
+            ["pactl", "unload-module", loaded.stdout.strip()], env=server.client_env, check=False
+        )
+    assert process.returncode == 0, errors.decode()
+    window = RATE // 100
+    rms = np.sqrt(np.mean(np.square(heard[: heard.size // window * window].reshape(-1, window)), 1))
+    assert (rms > 0.05).mean() > 0.2, f"the speech did not reach the output ({rms.max():.3f})"
+    assert "TestCable" in errors.decode(), "the runner says where the voice goes"
+
+
+def _loudness_at(chunks: list[AudioChunk], times_ns: np.ndarray) -> np.ndarray:
+    """The sound's RMS over one video frame's time around each of ``times_ns``."""
+    t0 = int(times_ns[0]) - 10**9
+    sound = _timeline(chunks, t0, int((times_ns[-1] - t0) / 1e9 * RATE) + RATE)
+    half = RATE // FPS // 2
+    centres = ((times_ns - t0) * RATE / 1e9).astype(int)
+    return np.array([np.sqrt(np.mean(np.square(sound[c - half : c + half]))) for c in centres])
+
+
+@pytest.mark.slow
+def test_the_call_hears_the_voice_in_step_with_the_mouth(
+    server: PulseServer, tmp_path: Path
+) -> None:
+    """The whole path as a call sees it: speech into the default microphone, the avatar on a
+    virtual camera, the voice on the Avatar Microphone. The mouth re-detected on the camera's
+    frames must follow the voice heard there by the lip-sync model's own lag (an offline render
+    of the same speech, where sound and picture share one clock), within one frame."""
+    audio, _ = spoken(
+        "Hello there! How are you today? I am fine, thank you. Mama made apple pie.", pad=0.5
+    )
+    wav = tmp_path / "speech.wav"
+    wavfile.write(wav, RATE, (np.tile(audio, 4) * 32767).astype(np.int16))
+    size = (384, 384)
+    offline = tmp_path / "offline.mp4"
+    render_talking(load_audio(wav), offline, PipelineSettings(size=size, fps=FPS, engine="mesh"))
+    with FaceLandmarker(max_faces=1) as landmarker:
+        offline_lag = best_lag(*mouth_and_loudness(offline, landmarker, FPS))
+
+        settings = PipelineSettings(
+            size=size,
+            fps=FPS,
+            engine="mesh",
+            virtual_camera="auto",
+            virtual_camera_backend="voice-e2e",
+            voice_out="auto",
+        )  # microphone None: the default input, vsink's monitor
+        with registered("voice-e2e") as camera:
+            session = LiveSession(settings)
+            session.start()
+            try:
+                assert session.reason == "", session.reason
+                recorder = Recorder(server, voice_out.SOURCE_NAME)
+                player = server.play_wav(wav)
+                _, errors = player.communicate(timeout=60)
+                assert player.returncode == 0, errors
+                heard = recorder.stop()
+                stats = session.snapshot()
+            finally:
+                session.stop()
+            sent = list(camera.frames)
+        times = np.array([int(t * 1e9) for t, _ in sent], np.int64)
+        keep = times > times[0] + int(SETTLE * 1e9)  # once the voice's delay has settled
+        openings = []
+        for (_, rgb), kept in zip(sent, keep, strict=True):
+            if kept:
+                faces = landmarker.detect_all(rgb)
+                openings.append(mouth_opening(faces[0]) if faces else 0.0)
+    loudness = _loudness_at(heard, times[keep])
+    live_lag = best_lag(np.array(openings), loudness)
+    print(f"mouth after voice: offline {offline_lag} frames, on the call {live_lag}; {stats}")
+    assert abs(live_lag - offline_lag) <= 1, (offline_lag, live_lag, stats)

@@ -269,8 +269,8 @@ class MainWindow(QMainWindow):
         self.voice_sync = QCheckBox("Sync my voice")
         self.voice_sync.setToolTip(
             "Your voice reaches the call through a virtual microphone, delayed by exactly the "
-            "picture's delay, so the other side hears it in step with the mouth. Applies the "
-            "next time you go live."
+            "picture's delay, so the other side hears it in step with the mouth. "
+            "Pick 'Avatar Microphone' in the call app."
         )
         self.voice_sync.setChecked(self.settings.voice_out != "off")
         self.voice_sync.toggled.connect(self._on_voice_changed)
@@ -306,7 +306,14 @@ class MainWindow(QMainWindow):
         self._show_voice_offset()
         self._save()
         if self.session is not None:
-            self.statusBar().showMessage("The voice settings apply the next time you go live.")
+            self._command(
+                self.session.set_voice_out(
+                    self.settings.voice_out,
+                    self.settings.voice_offset_ms,
+                    self.settings.voice_follows_gate,
+                ),
+                "Voice settings changed",
+            )
 
     def _show_voice_offset(self) -> None:
         self.voice_offset_label.setText(f"{self.voice_offset.value():+d} ms")

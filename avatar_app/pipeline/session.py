@@ -173,6 +173,7 @@ class LiveSession:
         self._recorder: RecorderSink | None = None
         self._voice: VoiceOut | None = None
         self._voice_problem = ""
+        self._gate_open = settings.push_to_talk != "key"  # push-to-talk and mute, for the voice
         # Measurements.
         self._started = time.monotonic()
         self._cpu_started = time.process_time()
@@ -306,6 +307,7 @@ class LiveSession:
         """Open or close the mouth's push-to-talk gate (cheap; applied by the motion thread);
         the delayed voice follows it unless ``voice_follows_gate`` is off."""
         self._motion_inbox.put(lambda: self._speech.set_push_to_talk(is_open))
+        self._gate_open = is_open
         voice = self._voice
         if voice is not None:
             voice.set_gate(is_open)
@@ -352,6 +354,11 @@ class LiveSession:
         """Another output size: the one change that reopens the virtual camera; a recording
         in progress is finished (its size cannot change)."""
         return self._command("size", lambda: self._swap_size(size))
+
+    def set_voice_out(self, setting: str, offset_ms: float, follows_gate: bool) -> Future[None]:
+        """Turn the delayed voice on ("auto" or an output's name) or "off", or change its offset
+        and whether push-to-talk silences it; the last two apply at once, without a reopen."""
+        return self._command("voice", lambda: self._swap_voice(setting, offset_ms, follows_gate))
 
     def start_recording(self, path: Path) -> Future[None]:
         """Record what the camera shows plus the sound to an MP4 (ends a previous one)."""
@@ -496,6 +503,37 @@ class LiveSession:
         if old is not None:
             old.stop()
         self.settings = settings
+
+    def _swap_voice(self, setting: str, offset_ms: float, follows_gate: bool) -> None:
+        settings = replace(
+            self.settings,
+            voice_out=setting,
+            voice_offset_ms=offset_ms,
+            voice_follows_gate=follows_gate,
+        )
+        voice = self._voice
+        if voice is not None and setting == self.settings.voice_out:
+            voice.offset_s = offset_ms / 1000
+            voice.follows_gate = follows_gate
+            voice.set_gate(self._gate_open)
+            self.settings = settings
+            return
+        # The old output goes first: "auto" would otherwise meet its own devices' names.
+        self._voice = None
+        self._voice_problem = ""
+        if self._audio is not None:
+            self._audio.tap = None
+        if voice is not None:
+            voice.stop()
+        self._voice = self._open_voice_out(settings)
+        if self._voice is not None:
+            self._voice.set_gate(self._gate_open)
+            self._steer_voice()
+        if self._audio is not None:
+            self._audio.tap = self._voice_tap
+        self.settings = settings
+        if self._voice_problem:
+            raise AvatarError(self._voice_problem)
 
     def _swap_webcam(self, name: str, video_file: Path | None) -> None:
         self._replace_webcam(replace(self.settings, webcam=name, video_file=video_file))
