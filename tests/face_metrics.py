@@ -82,6 +82,58 @@ def eye_distance(face: FaceLandmarks) -> float:
     return float(np.linalg.norm(p[topo.RIGHT_IRIS_CENTER] - p[topo.LEFT_IRIS_CENTER]))
 
 
+def mouth_interior(frame: np.ndarray, face: FaceLandmarks) -> dict[str, float]:
+    """What fills the opening between the re-detected inner lips of a rendered ``frame``.
+
+    Pixels are classed by colour: teeth (bright, nearly grey), tongue (pink: red well above
+    green and blue, mid brightness) and throat (dark). Returns each class's share of the
+    opening, the opening's area in pixels, ``lower_teeth``: the share of the mouth's middle
+    half, column by column, that has teeth in the lowest third of the opening, and
+    ``tongue_middle``: the tongue's share of the same columns between 30 % and 88 % of the
+    opening's depth, away from the lips' own pink.
+    """
+    import cv2
+
+    p = face.points[:, :2]
+    upper = p[list(topo.LIPS_UPPER_INNER)]
+    lower = p[list(topo.LIPS_LOWER_INNER)]
+    polygon = np.vstack([upper, lower[::-1][1:-1]])
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+    mask = cv2.erode(mask, np.ones((2, 2), np.uint8)).astype(bool)
+    rgb = frame.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mean = rgb.mean(axis=2)
+    teeth = (mean > 150) & (np.ptp(rgb, axis=2) < 45)
+    tongue = (r > g + 40) & (r > b + 30) & (r > 120) & (mean > 95) & ~teeth
+    dark = mean < 75
+    area = max(int(mask.sum()), 1)
+    # Lowest third of the opening, column by column across the middle half.
+    ys, xs = np.nonzero(mask)
+    x0, x1 = np.percentile(xs, [25, 75])
+    covered, columns, tongue_core, core = 0, 0, 0, 0
+    for x in range(int(x0), int(x1) + 1):
+        column = ys[xs == x]
+        if len(column) < 3:
+            continue
+        columns += 1
+        bottom, top = column.max(), column.min()
+        band = np.arange(int(bottom - (bottom - top) / 3), bottom + 1)
+        covered += bool(teeth[band, x].any())
+        # Away from the lips: the middle of the opening, where the tongue shows.
+        inner = np.arange(round(top + 0.3 * (bottom - top)), round(top + 0.88 * (bottom - top)))
+        core += len(inner)
+        tongue_core += int(tongue[inner, x].sum())
+    return {
+        "area": float(area),
+        "teeth": float((teeth & mask).sum() / area),
+        "tongue": float((tongue & mask).sum() / area),
+        "dark": float((dark & mask).sum() / area),
+        "lower_teeth": covered / max(columns, 1),
+        "tongue_middle": tongue_core / max(core, 1),
+    }
+
+
 def mouth_opening(face: FaceLandmarks) -> float:
     """The inner-lip gap over the face height: how open the mouth is, whatever the size."""
     return inner_lip_gap(face) / face_height(face)

@@ -156,3 +156,77 @@ def test_render_is_deterministic_and_leaves_the_rest_of_the_picture(
     outside = np.ones(photo.shape[:2], bool)
     outside[r.y : r.y + r.height, r.x : r.x + r.width] = False
     np.testing.assert_array_equal(first[outside], photo[outside])
+
+
+# --- the mouth's inside ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def closed_mouth(renderer: MeshRenderer, prepared: PreparedMesh) -> np.ndarray:
+    """A closed-mouth portrait: the astronaut with her lips pressed together, rendered by the
+    engine itself (no teeth show between the lips)."""
+    return renderer.render(prepared, FaceControls(lip_press=1.0))
+
+
+@pytest.fixture(scope="module", params=["smiling", "closed"])
+def mouth_case(
+    request: pytest.FixtureRequest,
+    renderer: MeshRenderer,
+    prepared: PreparedMesh,
+    closed_mouth: np.ndarray,
+    landmarker: FaceLandmarker,
+) -> tuple[str, PreparedMesh]:
+    if request.param == "smiling":
+        return request.param, prepared
+    face = landmarker.detect_all(closed_mouth)[0]
+    return request.param, renderer.prepare(closed_mouth, face)
+
+
+def test_teeth_come_from_the_photo_only_when_it_shows_them(
+    mouth_case: tuple[str, PreparedMesh],
+) -> None:
+    kind, prepared = mouth_case
+    assert (prepared.mouth.photo_teeth is not None) == (kind == "smiling")
+
+
+@pytest.mark.parametrize("jaw", [0.6, 0.8])
+def test_open_mouth_shows_teeth_tongue_and_throat(
+    renderer: MeshRenderer,
+    mouth_case: tuple[str, PreparedMesh],
+    landmarker: FaceLandmarker,
+    jaw: float,
+) -> None:
+    """Re-detect the lips on the rendered frame and read what fills the opening."""
+    kind, prepared = mouth_case
+    frame = renderer.render(prepared, FaceControls(jaw_open=jaw))
+    face = landmarker.detect_all(frame)[0]
+    inside = fm.mouth_interior(frame, face)
+    assert inside["area"] >= 0.02 * fm.face_height(face) ** 2, (kind, inside)
+    assert inside["lower_teeth"] >= 0.8, (kind, inside)  # a lower teeth row along the lip
+    assert inside["teeth"] >= 0.12, (kind, inside)  # both rows together
+    assert 0.15 <= inside["tongue_middle"] <= 0.8, (kind, inside)  # a tongue, not a floor
+    assert 0.08 <= inside["tongue"] <= 0.45, (kind, inside)
+    assert inside["dark"] >= 0.15, (kind, inside)  # the throat behind
+
+
+def test_lip_press_closes_an_open_mouth(
+    renderer: MeshRenderer, mouth_case: tuple[str, PreparedMesh], landmarker: FaceLandmarker
+) -> None:
+    """m, b, p: pressed lips close even while the jaw is open, and nothing dark shows."""
+    _, prepared = mouth_case
+    frame = renderer.render(prepared, FaceControls(jaw_open=0.6, lip_press=1.0))
+    face = landmarker.detect_all(frame)[0]
+    assert fm.inner_lip_gap(face) <= 0.02 * fm.face_height(face)
+    assert fm.mouth_interior(frame, face)["dark"] <= 0.05
+
+
+def test_a_black_and_white_photo_gets_a_grey_mouth(
+    renderer: MeshRenderer, photo: np.ndarray, landmarker: FaceLandmarker
+) -> None:
+    grey = np.repeat(photo.mean(axis=2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+    prepared = renderer.prepare(grey, landmarker.detect_all(grey)[0])
+    frame = renderer.render(prepared, FaceControls(jaw_open=0.6))
+    face = landmarker.detect_all(frame)[0]
+    inside = fm.mouth_interior(frame, face)
+    assert inside["dark"] >= 0.15 and inside["lower_teeth"] >= 0.8, inside
+    np.testing.assert_array_less(np.ptp(frame.astype(int), axis=2), 3)  # no colour anywhere
