@@ -93,14 +93,17 @@ def test_a_live_session_follows_a_video_file_as_its_webcam(
     yaws = []
     session.start()
     try:
-        end = time.monotonic() + 4.0
+        end = time.monotonic() + 5.0
         while time.monotonic() < end:
             yaws.append(session.shown_controls.head_yaw)
             time.sleep(0.02)
     finally:
         session.stop()
     stats = session.snapshot()
-    assert max(yaws) > 8.0 and min(yaws) < -8.0  # it turns both ways with the clip
+    # It swings with the clip (about 30 degrees re-detected end to end). Not a sign test: the
+    # resting face is the fourth one tracked, which on a loaded machine (mediapipe takes longer
+    # to start) comes from later in the clip, already turned.
+    assert np.ptp(yaws) > 16.0, yaws
     assert stats.webcam_latency_ms_p95 is not None and stats.webcam_latency_ms_p95 > 0
 
 

@@ -20,6 +20,11 @@ OUTER_RING_SCALE = 2.1
 # mediapipe's relative depth is flatter than a head: turns re-measured from rendered frames
 # came out ~20% short of the commanded angle without this gain.
 DEPTH_GAIN = 1.15
+# On the side turning toward the camera, depth behind the face's middle is eased toward this
+# many face widths. The sides of a head are steep: a strip the photo shows edge-on would spread
+# over many pixels when it turns to face the camera (up to 20x at 25 degrees of yaw), smearing
+# the near cheek and ear. The far side keeps its depth, so it still folds behind the nose.
+BEHIND_DEPTH = 0.3
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class Mesh:
     triangles: np.ndarray
     head_weight: np.ndarray  # (N,) how much of the head pose each vertex follows
     depth_bias: np.ndarray  # (T,) added to depth when triangles overlap: rings lie behind
+    near_easing: np.ndarray  # (N,) depth change (<= 0) where this side turns toward the camera
+    across: np.ndarray  # (N,) position along the face's right axis, in face widths
     mouth_center: int
     inner_ring: slice
     outer_ring: slice
@@ -111,11 +118,20 @@ def build_mesh(face: FaceLandmarks) -> Mesh:
         triangles=all_triangles,
         head_weight=head_weight,
         depth_bias=depth_bias,
+        near_easing=_eased_depth(vertices[:, 2], BEHIND_DEPTH * frame.width) - vertices[:, 2],
+        across=frame.to_face(vertices[:, :2])[:, 0] / frame.width,
         mouth_center=mouth_idx,
         inner_ring=inner,
         outer_ring=outer,
         frame=frame,
     )
+
+
+def _eased_depth(depth: np.ndarray, most: float) -> np.ndarray:
+    """Depth behind the median approaches ``most`` behind it smoothly; in front, unchanged."""
+    middle = float(np.median(depth))
+    behind = np.maximum(depth - middle, 0.0)
+    return np.where(depth > middle, middle + most * np.tanh(behind / most), depth)
 
 
 def _ring(oval: np.ndarray, frame: FaceFrame, scale: float) -> np.ndarray:
