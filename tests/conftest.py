@@ -24,6 +24,19 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def hopper() -> np.ndarray:
+    """Grace Hopper's official US Navy portrait (public domain), as matplotlib ships it (and
+    mediapipe requires matplotlib): a 512x600 closed-mouth face with glasses and a cap."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as opened:
+        image = np.asarray(opened.convert("RGB"))
+    image.setflags(write=False)
+    return image
+
+
+@pytest.fixture(scope="session")
 def landmarker() -> Iterator[FaceLandmarker]:
     """One FaceLandmarker for the whole session (creating one takes about half a second)."""
     from engines.face.landmarker import FaceLandmarker

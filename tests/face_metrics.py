@@ -101,6 +101,9 @@ def mouth_interior(frame: np.ndarray, face: FaceLandmarks) -> dict[str, float]:
     mask = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
     mask = cv2.erode(mask, np.ones((2, 2), np.uint8)).astype(bool)
+    if not mask.any():  # lips together: nothing shows between them
+        keys = ("teeth", "tongue", "dark", "lower_teeth", "tongue_middle")
+        return {"area": 0.0} | dict.fromkeys(keys, 0.0)
     rgb = frame.astype(np.float64)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     mean = rgb.mean(axis=2)

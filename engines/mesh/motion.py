@@ -18,6 +18,11 @@ from engines.mesh.geometry import FaceFrame, Mesh
 # re-measured on rendered frames, turns of 25 degrees came out about a quarter short without it.
 YAW_GAIN = 1.2
 NEAR_BLEND = 0.3  # face widths across the middle over which the near side's easing fades in
+LID_REACH = 0.35  # eye widths over which a blink drags the skin around the eye along
+# With glasses: brows move this much (the frame over them would bend up with them), and a
+# blink drags little beyond the lids (the rims sit just outside the eye opening).
+GLASSES_BROW_GAIN = 0.25
+GLASSES_LID_REACH = 0.15
 
 # Expression controls that act linearly through a displacement field.
 LINEAR_FIELDS = (
@@ -52,8 +57,11 @@ class Motion:
         return offsets
 
 
-def build_motion(mesh: Mesh) -> Motion:
+def build_motion(mesh: Mesh, glasses: bool = False) -> Motion:
+    """The fields for ``mesh``. With ``glasses`` the brows move less and a blink stays inside
+    the eye opening: spectacle frames lie over both, and a warp would bend them."""
     xy = mesh.vertices[:, :2]
+    brow_gain, lid_reach = (GLASSES_BROW_GAIN, GLASSES_LID_REACH) if glasses else (1.0, LID_REACH)
     f = mesh.frame
     movable = np.ones(len(xy), dtype=bool)
     movable[mesh.outer_ring] = False
@@ -63,12 +71,12 @@ def build_motion(mesh: Mesh) -> Motion:
         "mouth_wide": _mouth_corners(xy, f, movable, out=0.07, up=0.0, thin=0.006),
         "smile": _smile(xy, f, movable),
         "mouth_round": _mouth_round(xy, f, movable),
-        "brow_right": _brow(xy, f, movable, topo.RIGHT_BROW, topo.RIGHT_EYE_UPPER),
-        "brow_left": _brow(xy, f, movable, topo.LEFT_BROW, topo.LEFT_EYE_UPPER),
-        "blink_right": _blink(xy, f, movable, topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER,
-                              topo.RIGHT_IRIS_CENTER, topo.RIGHT_BROW),
-        "blink_left": _blink(xy, f, movable, topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER,
-                             topo.LEFT_IRIS_CENTER, topo.LEFT_BROW),
+        "brow_right": brow_gain * _brow(xy, f, movable, topo.RIGHT_BROW, topo.RIGHT_EYE_UPPER),
+        "brow_left": brow_gain * _brow(xy, f, movable, topo.LEFT_BROW, topo.LEFT_EYE_UPPER),
+        "blink_right": _blink(xy, movable, topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER,
+                              topo.RIGHT_IRIS_CENTER, topo.RIGHT_BROW, lid_reach),
+        "blink_left": _blink(xy, movable, topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER,
+                             topo.LEFT_IRIS_CENTER, topo.LEFT_BROW, lid_reach),
         "gaze_x": _gaze(xy, f, axis=0),
         "gaze_y": _gaze(xy, f, axis=1),
     }  # fmt: skip
@@ -250,12 +258,12 @@ def _brow(
 
 def _blink(
     xy: np.ndarray,
-    f: FaceFrame,
     movable: np.ndarray,
     upper: tuple[int, ...],
     lower: tuple[int, ...],
     iris: int,
     brow: tuple[int, ...],
+    reach: float,
 ) -> np.ndarray:
     """Upper lid slides down to meet the lower lid a fifth of the way up the opening."""
     handles: dict[int, np.ndarray] = {}
@@ -269,7 +277,7 @@ def _blink(
     handles[iris] = np.mean(closed_line, axis=0) - xy[iris]
     handles |= {i: np.zeros(2) for i in brow}
     eye_width = float(np.linalg.norm(xy[upper[-1]] - xy[upper[0]]))
-    return _spread(xy, handles, 0.35 * eye_width, movable)
+    return _spread(xy, handles, reach * eye_width, movable)
 
 
 def _gaze(xy: np.ndarray, f: FaceFrame, axis: int) -> np.ndarray:

@@ -9,9 +9,10 @@ with the upper lip and the lower teeth with the lower lip, as they do on a skull
 
 Teeth come from the photo where it shows them (its pixels between the lips, mapped along with
 each lip); otherwise they are drawn in the colour of the photo's own eye whites, the one white
-thing under the same light. Where the lips close more than in the photo (m, b, p), the photo's
-teeth would still peep out between the inner lip landmarks, which sit inside the visible lip
-edge; a band in the photo's own lip colours with a darker seam covers it.
+thing under the same light (unless glasses tint them). Where the lips close more than in the
+photo (m, b, p), the photo's teeth would still peep out between the inner lip landmarks, which
+sit inside the visible lip edge; a band in the photo's own lip colours with a darker seam
+covers it.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class MouthPainter:
     photo_teeth: PhotoTeeth | None
 
     @staticmethod
-    def from_portrait(portrait: np.ndarray, mesh: Mesh) -> MouthPainter:
+    def from_portrait(portrait: np.ndarray, mesh: Mesh, glasses: bool = False) -> MouthPainter:
+        """``glasses``: the eye whites are seen through lenses (tinted, dimmed), so they say
+        nothing about the light; a default white is used."""
         upper = np.array(topo.LIPS_UPPER_INNER)
         lower = np.array(topo.LIPS_LOWER_INNER)
         xy = mesh.vertices[:, :2]
@@ -96,7 +99,7 @@ class MouthPainter:
                 ),
             ]
         )
-        whites = _eye_white(portrait, xy)
+        whites = DEFAULT_TEETH / TEETH_TINT if glasses else _eye_white(portrait, xy)
         light = float(np.clip(whites.mean() / 215.0, 0.35, 1.1))
         shown = _photo_teeth_colour(portrait, xy[contour])
         gap = _gap(xy, upper, lower)

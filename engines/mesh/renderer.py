@@ -17,6 +17,7 @@ from engines.face.landmarker import FaceLandmarker, FaceLandmarks, detect_face
 from engines.face.portrait import checked_portrait
 from engines.mesh.eyes import EyelidPainter
 from engines.mesh.geometry import Mesh, build_mesh
+from engines.mesh.glasses import wears_glasses
 from engines.mesh.motion import Motion, build_motion, pose_vertices
 from engines.mesh.mouth import MouthPainter
 from engines.mesh.raster import Region, warp_maps, winding
@@ -49,13 +50,14 @@ class MeshRenderer:
         portrait = checked_portrait(portrait_rgb)
         face = landmarks if landmarks is not None else detect_face(portrait, self._landmarker)
         mesh = build_mesh(face)
+        glasses = wears_glasses(portrait, mesh.vertices[:, :2])
         return PreparedMesh(
             portrait=portrait,
             mesh=mesh,
-            motion=build_motion(mesh),
+            motion=build_motion(mesh, glasses),
             region=_region(mesh, portrait.shape[1], portrait.shape[0]),
             orientation=winding(mesh.triangles, mesh.vertices[:, :2]),
-            mouth=MouthPainter.from_portrait(portrait, mesh),
+            mouth=MouthPainter.from_portrait(portrait, mesh, glasses),
             eyelids=EyelidPainter.from_portrait(portrait, mesh),
         )
 
