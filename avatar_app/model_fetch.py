@@ -3,7 +3,8 @@
 Also installs the LivePortrait weights from a folder the user already has (``--from``).
 
 A download goes to ``<dest>.part``; an interrupted one resumes from there with an HTTP Range
-request; only a file with the expected SHA-256 is renamed to ``dest``.
+request; it is stopped (and the part deleted) as soon as the server offers or sends more than
+the expected size; only a file with the expected SHA-256 is renamed to ``dest``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 def fetch_face_landmarker(progress: Progress | None = None) -> Path:
     """Download Google's face_landmarker.task into the user model cache; return its path."""
     dest = user_model_dir() / model_file.FILE_NAME
-    return fetch_file(model_file.URL, dest, model_file.SHA256, progress)
+    return fetch_file(model_file.URL, dest, model_file.SHA256, progress, size=model_file.SIZE)
 
 
 def fetch_liveportrait(
@@ -65,6 +66,7 @@ def fetch_liveportrait(
             folder / weight.file_name,
             weight.sha256,
             _shifted(progress, offset, total),
+            size=weight.size,
             alternative=_MANUAL_DOWNLOAD,
         )
         offset += weight.size
@@ -223,6 +225,7 @@ def fetch_file(
     sha256: str,
     progress: Progress | None = None,
     *,
+    size: int,
     attempts: int = 5,
     timeout: float = 30.0,
     alternative: str | None = None,
@@ -230,15 +233,17 @@ def fetch_file(
     """``dest``, downloaded from ``url`` unless it is already there with the right SHA-256.
 
     Up to ``attempts`` requests are made; each continues where the last one stopped. Raises
-    ModelMissing when the download keeps failing, the result has the wrong checksum (the bad
-    file is deleted) or the file cannot be written (full disk, no permission). ``alternative``
-    tells the user what else to do when the server cannot be reached.
+    ModelMissing when the download keeps failing, the server offers or sends more than
+    ``size`` bytes (the expected size: the transfer stops there and the part is deleted), the
+    result has the wrong checksum (the bad file is deleted) or the file cannot be written
+    (full disk, no permission). ``alternative`` tells the user what else to do when the server
+    cannot be reached.
     """
     dest = Path(dest)
     if alternative is None:
         alternative = f"Or download the file yourself and save it as {dest}."
     try:
-        return _fetch(url, dest, sha256, progress, attempts, timeout, alternative)
+        return _fetch(url, dest, sha256, size, progress, attempts, timeout, alternative)
     except OSError as exc:  # network errors became _Retry: this one is about the local disk
         raise disk_error(dest, exc) from exc
 
@@ -247,6 +252,7 @@ def _fetch(
     url: str,
     dest: Path,
     sha256: str,
+    size: int,
     progress: Progress | None,
     attempts: int,
     timeout: float,
@@ -256,10 +262,12 @@ def _fetch(
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    if part.is_file() and part.stat().st_size > size:  # not a beginning of the expected file
+        part.unlink()
     last_error = "no attempt was made"
     for attempt in range(1, attempts + 1):
         try:
-            if _download_rest(url, part, progress, timeout, alternative):
+            if _download_rest(url, part, size, progress, timeout, alternative):
                 return _verified(part, dest, sha256, url)
             last_error = "the connection closed before the whole file arrived"
         except _Retry as exc:
@@ -289,12 +297,14 @@ class _Retry(Exception):
 
 
 def _download_rest(
-    url: str, part: Path, progress: Progress | None, timeout: float, alternative: str
+    url: str, part: Path, size: int, progress: Progress | None, timeout: float, alternative: str
 ) -> bool:
     """Append the missing bytes of ``url`` to ``part``; True when the file is complete.
 
-    Only failures of the connection are retried; an OSError while writing ``part`` (full
-    disk) propagates, since another request would not help.
+    Never writes more than ``size`` bytes into ``part``: a server that announces or sends
+    more is cut off with ModelMissing and ``part`` is deleted. Only failures of the
+    connection are retried; an OSError while writing ``part`` (full disk) propagates, since
+    another request would not help.
     """
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
@@ -314,17 +324,34 @@ def _download_rest(
         raise _Retry(f"could not connect: {exc}") from exc
     with response:
         start, total = _span(response, have)
+        if total is not None and total > size:
+            part.unlink(missing_ok=True)
+            raise _too_big(url, f"offers {total} bytes, more than", size, alternative)
         with part.open("r+b" if start else "wb") as out:
             if start:
                 out.seek(start)
                 out.truncate()
             done = start
             for block in _blocks(response):
+                if done + len(block) > size:
+                    break
                 out.write(block)
                 done += len(block)
                 if progress is not None:
                     progress(done, total)
-    return total is None or done >= total
+            else:
+                return total is None or done >= total
+    part.unlink(missing_ok=True)
+    raise _too_big(url, "sent more than", size, alternative)
+
+
+def _too_big(url: str, what: str, size: int, alternative: str) -> ModelMissing:
+    return ModelMissing(
+        f"Stopped downloading {url}: the server {what} the {size} bytes the file should "
+        "have, so it is not the expected file (nothing was kept). Try again later; if this "
+        f"keeps happening, the file on the server has changed: check for an avatar-app "
+        f"update. {alternative}"
+    )
 
 
 def _blocks(response: http.client.HTTPResponse) -> Iterator[bytes]:

@@ -8,6 +8,7 @@ the reference for the gather-based ``warping_gather`` engine).
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import warnings
@@ -22,8 +23,9 @@ from avatar_app import cli
 from avatar_app.exit_codes import EXIT_USER_ERROR
 from engines.errors import EngineUnavailable, ModelMissing
 from engines.liveportrait import tensorrt_backend as tb
-from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS
+from engines.liveportrait.backend import MANIFEST, NETWORKS, RENDER_NETWORKS
 from engines.liveportrait.renderer import ONNX_ENV_VAR
+from engines.model_cache import sha256_of
 
 KEY: dict[str, Any] = {
     "gpu_name": "NVIDIA GeForce RTX 3090",
@@ -310,6 +312,7 @@ def fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
     onnx_dir.mkdir()
     for network in RENDER_NETWORKS:
         (onnx_dir / f"{tb.engine_network(network)}.onnx").write_bytes(network.encode())
+    _write_manifest(onnx_dir)
     state["onnx_dir"] = onnx_dir
     state["cache"] = tmp_path / "cache"
 
@@ -327,6 +330,15 @@ def fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
     monkeypatch.setattr(tb, "_build_serialized", fake_serialize)
     monkeypatch.setattr(tb, "check_no_grid_sample", lambda path: state["checked"].append(path))
     return state
+
+
+def _write_manifest(onnx_dir: Path) -> None:
+    """What the export records: each ONNX file's SHA-256 (the build checks them)."""
+    networks = {
+        path.stem: {"file": path.name, "sha256": sha256_of(path)}
+        for path in onnx_dir.glob("*.onnx")
+    }
+    (onnx_dir / MANIFEST).write_text(json.dumps({"networks": networks}))
 
 
 def _build(state: dict[str, Any], fp16: bool = True) -> dict[str, Path]:
@@ -351,6 +363,7 @@ def test_builds_every_network_once_then_reuses_the_cache(fake_build: dict[str, A
 def test_new_onnx_content_or_tensorrt_version_rebuilds(fake_build: dict[str, Any]) -> None:
     first = _build(fake_build)
     (fake_build["onnx_dir"] / "generator.onnx").write_bytes(b"re-exported")
+    _write_manifest(fake_build["onnx_dir"])
     fake_build["built"].clear()
     second = _build(fake_build)
     assert [network for network, *_ in fake_build["built"]] == ["generator"]
@@ -383,6 +396,32 @@ def test_tensorrt_without_fp16_flag_builds_fp32(
     assert {precision for *_, precision in fake_build["built"]} == {"fp32"}
     assert "generator-fp32" in engines["generator"].name
     assert any("no fp16" in line for line in lines)
+
+
+def test_a_cached_engine_changed_since_its_build_is_refused(fake_build: dict[str, Any]) -> None:
+    engines = _build(fake_build)
+    assert (engines["generator"].parent / (engines["generator"].name + ".sha256")).is_file()
+    engines["generator"].write_bytes(b"generator:fp17")
+    with pytest.raises(ModelMissing, match=r"is damaged.*Delete .*generator-fp16") as info:
+        _build(fake_build)
+    assert "engines build-trt" in str(info.value)
+
+
+def test_a_cached_engine_without_a_recorded_digest_is_rebuilt(fake_build: dict[str, Any]) -> None:
+    engines = _build(fake_build)
+    record = engines["eye"].with_name(engines["eye"].name + ".sha256")
+    record.unlink()
+    fake_build["built"].clear()
+    _build(fake_build)
+    assert [network for network, *_ in fake_build["built"]] == ["eye"]
+    assert record.is_file()
+
+
+def test_an_onnx_file_changed_after_the_export_is_not_built(fake_build: dict[str, Any]) -> None:
+    (fake_build["onnx_dir"] / "lip.onnx").write_bytes(b"not what the export wrote")
+    with pytest.raises(ModelMissing, match=r"lip\.onnx is damaged.*engines export liveportrait"):
+        _build(fake_build)
+    assert fake_build["built"] == []
 
 
 def test_missing_onnx_file_is_named(fake_build: dict[str, Any]) -> None:

@@ -13,11 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
     QIcon,
@@ -61,6 +60,7 @@ from avatar_app.portrait_check import CheckedPortrait, check_portrait
 from engines.errors import AvatarError, VirtualCameraUnavailable
 from ui.bridge import FrameSlot, SessionBridge, pixmap_of
 from ui.gallery import PortraitGallery, is_image
+from ui.open_folder import open_folder
 from ui.probes import probe_devices, virtual_camera_advice
 from ui.talk_controls import TalkControls
 from ui.worker import run_async
@@ -736,7 +736,7 @@ class MainWindow(QMainWindow):
     def _open_recordings(self) -> None:
         folder = self.settings.recordings_folder()
         folder.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        open_folder(folder)
 
     # -- the rest ---------------------------------------------------------------------------
 
@@ -767,7 +767,7 @@ class MainWindow(QMainWindow):
         from avatar_app.app_settings import log_dir
 
         log_dir().mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
+        open_folder(log_dir())
 
     def quit(self) -> None:
         """Stop everything and close for good."""

@@ -1,6 +1,6 @@
 """mediapipe's FaceLandmarker task, as still images (``landmarker``) and video (``tracker``) use
-it: created without native log chatter, and closed before the interpreter stops mediapipe's
-worker threads."""
+it: created without native log chatter or usage reports to Google, and closed before the
+interpreter stops mediapipe's worker threads."""
 
 from __future__ import annotations
 
@@ -27,8 +27,14 @@ class Closable(Protocol):
     def close(self) -> None: ...
 
 
+# A proxy whose scheme libcurl does not support: a request through it fails before any lookup
+# or connection is made.
+TELEMETRY_PROXY = "unsupported://mediapipe-usage-logging-is-off"
+
+
 def create_face_landmarker(mode: Literal["IMAGE", "VIDEO"], max_faces: int) -> Any:
     """A FaceLandmarker task with blendshapes and transformation matrices, in ``mode``."""
+    block_usage_logging()
     from mediapipe.tasks.python import BaseOptions, vision
 
     options = vision.FaceLandmarkerOptions(
@@ -40,6 +46,50 @@ def create_face_landmarker(mode: Literal["IMAGE", "VIDEO"], max_faces: int) -> A
     )
     with quiet_native_stderr():
         return vision.FaceLandmarker.create_from_options(options)
+
+
+def block_usage_logging() -> None:
+    """Keep mediapipe's built-in usage logger from sending anything to Google.
+
+    mediapipe's PyPI builds since about 0.10.30 link Google's "clearcut" usage logger into
+    ``libmediapipe.so`` (google-ai-edge/mediapipe#6291; the open-source tree only has a dummy
+    logger). It reports every task session to ``https://play.googleapis.com/log``: when a task
+    is closed and about once a minute while one runs. mediapipe offers no switch for it; the
+    ``BaseOptions`` fields it is given (host system, Python version, CA bundle) only fill the
+    report. The upload goes through the libcurl linked into the library, which takes its
+    proxy from the environment at each request, so pointing ``https_proxy`` at a scheme curl
+    does not support makes every upload fail before a DNS lookup or a connection
+    (tests/test_no_network.py watches for both). ``no_proxy`` is removed so it cannot exempt
+    the host.
+
+    The variables stay set for the rest of the process (the logger runs on its own thread
+    until the process ends) and reach child processes; ``avatar-app models fetch`` runs in a
+    process that never calls this, and programs that are not ours (a file manager) are
+    started with ``environment_for_other_programs``.
+    """
+    for name in _PROXY_VARIABLES:
+        if name not in _users_proxy:
+            _users_proxy[name] = os.environ.get(name)
+    for name in ("no_proxy", "NO_PROXY"):
+        os.environ.pop(name, None)
+    for name in ("https_proxy", "HTTPS_PROXY"):
+        os.environ[name] = TELEMETRY_PROXY
+
+
+_PROXY_VARIABLES = ("no_proxy", "NO_PROXY", "https_proxy", "HTTPS_PROXY")
+_users_proxy: dict[str, str | None] = {}  # as they were before ``block_usage_logging``
+
+
+def environment_for_other_programs() -> dict[str, str]:
+    """This process's environment with the user's own proxy settings: for programs it starts
+    that are not its own (a file manager, a browser), which must reach the network as usual."""
+    environment = dict(os.environ)
+    for name, value in _users_proxy.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return environment
 
 
 _open_owners: weakref.WeakSet[Closable] = weakref.WeakSet()

@@ -9,6 +9,7 @@ TensorRT, whose GridSample layer is 4-D only.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from engines.errors import ModelMissing
+from engines.model_cache import check_sha256
 
 NUM_KP = 21
 
@@ -82,6 +86,31 @@ class Backend(Protocol):
 
 def onnx_path(onnx_dir: Path, network: str) -> Path:
     return onnx_dir / f"{network}.onnx"
+
+
+MANIFEST = "manifest.json"
+"""Written by the export next to the ONNX files: each network's file name and SHA-256."""
+_REEXPORT = "Run `avatar-app engines export liveportrait` again to write the models afresh."
+
+
+def checked_onnx_path(onnx_dir: Path, network: str) -> Path:
+    """``network``'s ONNX file, after checking it against the SHA-256 in ``manifest.json``.
+
+    ModelMissing, saying to export again, when the manifest or the file is missing, or the file
+    was changed or damaged since the export wrote it.
+    """
+    path = onnx_path(onnx_dir, network)
+    manifest = onnx_dir / MANIFEST
+    try:
+        entry = json.loads(manifest.read_text())["networks"][network]
+        expected = entry["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelMissing(
+            f"{manifest} is missing or does not list the {network} network ({exc}). {_REEXPORT}"
+        ) from exc
+    if not path.is_file():
+        raise ModelMissing(f"{path} is missing. {_REEXPORT}")
+    return check_sha256(path, str(expected), f"{_REEXPORT} (Or delete {onnx_dir}.)")
 
 
 def write_atomically(path: Path, data: Any) -> None:

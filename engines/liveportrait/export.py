@@ -159,11 +159,12 @@ def _write_manifest(out_dir: Path, exported: dict[str, ExportedNetwork], source:
 
 
 def export_official(out_dir: Path, progress: Progress | None = None) -> dict[str, ExportedNetwork]:
-    """Export the official weights from ``weights.find_weights()`` (ModelMissing if absent)."""
+    """Export the official weights from ``weights.verified_weights()`` (ModelMissing if absent
+    or damaged)."""
     from engines.liveportrait.network_set import official_networks
-    from engines.liveportrait.weights import FILES, find_weights
+    from engines.liveportrait.weights import FILES, verified_weights
 
-    nets = official_networks(find_weights())
+    nets = official_networks(verified_weights())
     source = "official LivePortrait weights: " + ", ".join(
         f"{f.file_name} {f.sha256[:12]}" for f in FILES
     )

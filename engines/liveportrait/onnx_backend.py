@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import EngineUnavailable, ModelMissing
-from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS, onnx_path
+from engines.errors import EngineUnavailable
+from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS, checked_onnx_path
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -55,12 +55,7 @@ class OnnxRuntimeBackend:
             options.inter_op_num_threads = 1
         self._sessions: dict[str, Any] = {}
         for network in RENDER_NETWORKS:
-            path = onnx_path(onnx_dir, network)
-            if not path.is_file():
-                raise ModelMissing(
-                    f"{path} is missing; run `avatar-app engines export liveportrait` to write "
-                    "the ONNX models."
-                )
+            path = checked_onnx_path(onnx_dir, network)  # ModelMissing if absent or changed
             self._sessions[network] = ort.InferenceSession(str(path), options, providers=wanted)
         self._ort = ort
         on_cuda = self.providers[0] == "CUDAExecutionProvider"

@@ -17,6 +17,7 @@ network API (8.6 works too); TensorRT 11 removed it, so there only fp32 engines 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import re
@@ -29,8 +30,14 @@ from typing import Any
 import numpy as np
 
 from engines.errors import EngineUnavailable, ModelMissing
-from engines.liveportrait.backend import NETWORKS, RENDER_NETWORKS, onnx_path, write_atomically
-from engines.model_cache import cached_sha256, user_model_dir
+from engines.liveportrait.backend import (
+    NETWORKS,
+    RENDER_NETWORKS,
+    checked_onnx_path,
+    onnx_path,
+    write_atomically,
+)
+from engines.model_cache import SIDECAR_SUFFIX, cached_sha256, check_sha256, user_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +184,33 @@ def _prune_stale(engine: Path) -> None:
     for old in engine.parent.glob(f"{network}-{precision}-*.engine"):
         if old != engine:
             old.unlink(missing_ok=True)
+            _digest_path(old).unlink(missing_ok=True)
+            old.with_name(old.name + SIDECAR_SUFFIX).unlink(missing_ok=True)
+
+
+def _digest_path(engine: Path) -> Path:
+    """Where the SHA-256 of a built engine is recorded, to check it before every load."""
+    return engine.with_name(engine.name + ".sha256")
+
+
+def _record_digest(engine: Path, serialized: Any) -> None:
+    digest = hashlib.sha256(memoryview(serialized)).hexdigest()
+    write_atomically(_digest_path(engine), (digest + "\n").encode())
+
+
+def _checked_engine(engine: Path) -> bool:
+    """True if a cached ``engine`` matches the SHA-256 recorded when it was built; False if it
+    has no record (an older cache: build it again); ModelMissing if it was changed since."""
+    try:
+        recorded = _digest_path(engine).read_text().strip()
+    except OSError:
+        return False
+    check_sha256(
+        engine,
+        recorded,
+        f"Delete {engine} (it is rebuilt on the next start, or by `avatar-app engines build-trt`).",
+    )
+    return True
 
 
 # --- TensorRT and CUDA --------------------------------------------------------------------
@@ -350,6 +384,8 @@ def build_engines(
             f"No exported LivePortrait network at {', '.join(missing)}: run "
             "`avatar-app engines export liveportrait` first."
         )
+    for network in RENDER_NETWORKS:  # each as the export's manifest records it
+        checked_onnx_path(onnx_dir, engine_network(network))
     root = cache_dir if cache_dir is not None else default_cache_dir()
     workspace = min(_WORKSPACE_BYTES, gpu.total_memory // 2)
     engines: dict[str, Path] = {}
@@ -365,7 +401,7 @@ def build_engines(
             onnx_sha256=cached_sha256(source),
         )
         engines[network] = engine
-        if engine.is_file():
+        if engine.is_file() and _checked_engine(engine):
             say(f"{network}: cached {precision} engine {engine}")
             continue
         check_no_grid_sample(source)
@@ -374,6 +410,7 @@ def build_engines(
         serialized = _build_serialized(trt, source, network, precision, workspace)
         try:
             write_atomically(engine, serialized)
+            _record_digest(engine, serialized)
         except OSError as exc:
             raise EngineUnavailable(
                 f"Cannot write the TensorRT engine {engine} ({exc}): free disk space or pass "

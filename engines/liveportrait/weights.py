@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engines.errors import ModelMissing
-from engines.model_cache import user_model_dir
+from engines.model_cache import check_sha256, user_model_dir
 
 HF_REPO = "KwaiVGI/LivePortrait"
 HF_BASE_URL = f"https://huggingface.co/{HF_REPO}/resolve/main"
@@ -110,9 +110,8 @@ def total_size(files: tuple[WeightFile, ...] = FILES) -> int:
 def find_weights() -> dict[str, Path]:
     """``{file.name: path}`` for all five files; ModelMissing saying what to run if not.
 
-    Only presence and size are checked: hashing 522 MB at every start would cost seconds, and
-    a file only gets into ``weights_dir()`` through the fetch command, which checks the
-    SHA-256. The size check still catches a truncated or replaced file.
+    Only presence and size are checked, so the CLI, the doctor and the UI can say what is
+    missing at once; :func:`verified_weights` also checks each SHA-256, before loading.
     """
     folder = weights_dir()
     found: dict[str, Path] = {}
@@ -130,5 +129,21 @@ def find_weights() -> dict[str, Path]:
             f"The LivePortrait weights in {folder} are incomplete: {'; '.join(problems)}. "
             f"Run `{FETCH_COMMAND}` to download them (about {total_size() // 1_000_000} MB), "
             f"or `{FETCH_COMMAND} --from FOLDER` if you already have the files from {HF_REPO}."
+        )
+    return found
+
+
+def verified_weights() -> dict[str, Path]:
+    """:func:`find_weights`, each file also checked against its published SHA-256.
+
+    ModelMissing, saying to fetch again, for a file that was damaged or replaced since it
+    was downloaded.
+    """
+    found = find_weights()
+    for weight in FILES:
+        check_sha256(
+            found[weight.name],
+            weight.sha256,
+            f"Run `{FETCH_COMMAND}` again to download it afresh (or delete the file).",
         )
     return found

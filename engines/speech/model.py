@@ -2,11 +2,18 @@
 
 The ONNX file describes itself: its metadata holds the window (past context and lookahead in
 feature frames), the viseme order and the running mean's starting point.
+
+The shipped model must have the SHA-256 pinned here. Another model (``$AVATAR_LIPSYNC_MODEL``
+or a path given in code: a developer trying a retrained network) is checked against the
+``sha256`` that training records in the ``.json`` beside it: a mismatch means the file changed
+after training wrote it and is refused; a model with no recorded digest is loaded with a
+warning naming it, because an override exists to load models this code cannot know in advance.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,17 +21,59 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import EngineUnavailable, ModelMissing
+from engines.model_cache import cached_sha256, check_sha256
 from engines.resources import resources_dir
 from engines.speech.features import BANDS, HOP, RATE, WINDOW
 from engines.speech.visemes import VISEMES
 
+log = logging.getLogger(__name__)
+
 MODEL_ENV = "AVATAR_LIPSYNC_MODEL"
+SHIPPED_SHA256 = "55f59979c94a5dda954ce06365a8083bddfba0db64ca11ec605913689e45ec6f"
+"""Of ``resources/models/lipsync.onnx`` (also in its card, ``lipsync.md``)."""
+
+
+def shipped_model_path() -> Path:
+    return resources_dir() / "models" / "lipsync.onnx"
 
 
 def default_model_path() -> Path:
     """``$AVATAR_LIPSYNC_MODEL`` if set, else the model shipped in ``resources/models``."""
     override = os.environ.get(MODEL_ENV)
-    return Path(override) if override else resources_dir() / "models" / "lipsync.onnx"
+    return Path(override).expanduser() if override else shipped_model_path()
+
+
+def check_model_digest(path: Path) -> None:
+    """Refuse a lip-sync model that is not what was shipped or trained (see the module doc)."""
+    if path.resolve() == shipped_model_path().resolve():
+        check_sha256(
+            path,
+            SHIPPED_SHA256,
+            "Reinstall avatar-app to restore the shipped model (after retraining it in place, "
+            "put its new SHA-256 in SHIPPED_SHA256 in engines/speech/model.py and in its card).",
+        )
+        return
+    card = path.with_suffix(".json")
+    try:
+        recorded = json.loads(card.read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if isinstance(recorded, str):
+        check_sha256(
+            path,
+            recorded,
+            f"It changed after training wrote {card}: train it again, or unset {MODEL_ENV} "
+            "to use the shipped model.",
+        )
+        return
+    log.warning(
+        "Using the lip-sync model %s (SHA-256 %s), whose digest nothing records: %s has no "
+        '"sha256" from training. Unset %s to use the shipped model.',
+        path,
+        cached_sha256(path),
+        card,
+        MODEL_ENV,
+    )
 
 
 @dataclass(frozen=True)
@@ -46,6 +95,7 @@ class LipSyncModel:
                 f"{MODEL_ENV} at a lipsync.onnx trained with "
                 "`python -m engines.speech.training.train`."
             )
+        check_model_digest(self.path)
         try:
             import onnxruntime as ort
         except ImportError as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.model_cache import sha256_of
 from engines.speech import features
 from engines.speech.training.corpus import Corpus, make_corpus
 from engines.speech.training.dataset import Augmenter, Example, example
@@ -211,6 +212,7 @@ def export(net: object, mean: np.ndarray, out: Path, metrics: dict[str, object])
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(proto, str(out))
     metrics["onnx_max_abs_diff"] = _onnx_difference(model, out, example_input.shape[1])
+    metrics["sha256"] = sha256_of(out)  # what LipSyncModel checks an override against
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("Wrote %s (%d bytes)", out, out.stat().st_size)
 
