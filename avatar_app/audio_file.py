@@ -11,14 +11,15 @@ import logging
 import math
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
-from scipy.signal import resample_poly
 
+from avatar_app.local_file import ffmpeg_url, is_folder, is_regular, looks_like_url, stat_or_none
 from avatar_app.video_writer import AAC_RATES
 from engines.errors import AvatarError
 
@@ -123,8 +124,15 @@ class Audio:
         return Audio(self.samples.mean(axis=1, keepdims=True, dtype=np.float32), self.rate, ("FC",))
 
 
-def load_audio(path: str | os.PathLike[str]) -> Audio:
-    """The sound in ``path`` (an audio file, or a video's sound track) at its own sample rate."""
+def load_audio(
+    path: str | os.PathLike[str], rate: int | None = None, channels: int | None = None
+) -> Audio:
+    """The sound in ``path`` (an audio file, or a video's sound track).
+
+    At its own sample rate and channels by default. With ``rate`` and ``channels`` (1 or 2)
+    every decoded frame is converted as it arrives, so memory holds only the converted sound:
+    16 kHz mono of a 2-hour 48 kHz stereo file is 460 MB instead of 2.8 GB plus copies.
+    """
     path = Path(path)
     _check_is_readable_file(path)
     container = _open(path)
@@ -133,7 +141,8 @@ def load_audio(path: str | os.PathLike[str]) -> Audio:
         if stream is None:
             raise _no_sound_track(path, container)
         declared = _declared_seconds(path, container, stream)
-        decoded = _Decoded(path, declared)
+        converter = None if rate is None else _Converter(rate, channels or 1)
+        decoded = _Decoded(path, declared, converter)
         decoded.read(container, stream)
     if decoded.length == 0:
         raise _nothing_decoded(path, damaged=bool(decoded.damaged or declared))
@@ -154,12 +163,90 @@ def load_audio(path: str | os.PathLike[str]) -> Audio:
     return audio
 
 
+def check_sound_file(path: str | os.PathLike[str]) -> None:
+    """Fail fast, before any slow work, unless ``path`` is a readable file with sound in it."""
+    path = Path(path)
+    _check_is_readable_file(path)
+    with _open(path) as container:
+        if container.streams.best("audio") is None:
+            raise _no_sound_track(path, container)
+
+
+def output_format(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(rate, channels) the sound of ``path`` is recorded at: an AAC rate, at most stereo."""
+    with _open(Path(path)) as container:
+        stream = container.streams.best("audio")
+        if stream is None:
+            raise _no_sound_track(Path(path), container)
+        rate = stream.codec_context.sample_rate or 48000
+        return _output_rate(rate), min(max(stream.codec_context.channels, 1), 2)
+
+
+def stream_audio(path: str | os.PathLike[str], rate: int, channels: int) -> Iterator[np.ndarray]:
+    """The sound of an already checked file as float32 [n, channels] chunks at ``rate``.
+
+    Decoded and converted frame by frame, for recording the sound of a long file beside its
+    video without holding it; damaged packets are skipped (``load_audio`` warned of them).
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.best("audio")
+        if stream is None:
+            return
+        converter = _Converter(rate, channels)
+        for frame in _Decoded(path, None, converter).frames(container, stream):
+            chunk = converter.mixed(frame)[0]
+            if chunk.shape[1] < channels:  # mono midway through a stereo file
+                chunk = np.repeat(chunk, channels, axis=1)
+            yield np.clip(chunk, -1.0, 1.0)
+
+
+class _Converter:
+    """Decoded frames to float32 at one rate (libswresample, continuously), then mixed down to
+    at most ``channels`` as ``Audio.mono`` and ``Audio.for_output`` would.
+
+    A file whose format changes midway gets a new resampler from that frame on.
+    """
+
+    def __init__(self, rate: int, channels: int) -> None:
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels}")
+        self.rate = rate
+        self.channels = channels
+        self._resampler: Any = None
+        self._source: tuple[str, str, int] | None = None
+
+    def convert(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        """``frame`` converted (None: what the resampler still holds at the end)."""
+        if frame is None:
+            return [] if self._resampler is None else list(self._resampler.resample(None))
+        source = (frame.format.name, frame.layout.name, frame.sample_rate)
+        converted: list[av.AudioFrame] = []
+        if source != self._source:
+            if self._resampler is not None:
+                converted += self._resampler.resample(None)
+            self._resampler = av.AudioResampler(format="fltp", rate=self.rate)
+            self._source = source
+        frame.pts = None  # damaged files jump in time; the sound is taken as it comes
+        converted += self._resampler.resample(frame)
+        return converted
+
+    def mixed(self, frame: av.AudioFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+        """A converted frame's samples mixed down, and the names of their channels."""
+        names = tuple(channel.name for channel in frame.layout.channels)
+        audio = Audio(_frame_samples(frame), frame.sample_rate, names)._with_channels(self.channels)
+        return audio.samples, audio.channel_names
+
+
 class _Decoded:
     """Decoded frames gathered into one growing float32 [n, channels] array, and the damage."""
 
-    def __init__(self, path: Path, declared_seconds: float | None) -> None:
+    def __init__(
+        self, path: Path, declared_seconds: float | None, converter: _Converter | None = None
+    ) -> None:
         self.path = path
         self.declared_seconds = declared_seconds
+        self.converter = converter
         self.rate = 0
         self.channel_names: tuple[str, ...] = ()
         self.length = 0
@@ -170,26 +257,37 @@ class _Decoded:
 
     def read(self, container: Any, stream: Any) -> None:
         """Decode ``stream`` packet by packet, skipping packets that fail."""
+        for frame in self.frames(container, stream):
+            self._add(frame)
+
+    def frames(self, container: Any, stream: Any) -> Iterator[av.AudioFrame]:
+        """Decoded (and converted) frames of ``stream``; counts the packets that fail."""
         packets = container.demux(stream)
         while True:
             try:
                 packet = next(packets)
             except StopIteration:
-                return
+                break
             except av.FFmpegError:
                 log.debug("Reading %s stopped early", self.path, exc_info=True)
                 self.damaged += 1
-                return
+                break
             if packet.pts is not None and packet.duration and packet.time_base is not None:
                 end = float((packet.pts + packet.duration) * packet.time_base)
                 self.packets_end = max(self.packets_end or end, end)
             try:
-                frames = packet.decode()
+                decoded = packet.decode()
             except av.FFmpegError:
                 self.damaged += 1
                 continue
-            for frame in frames:
-                self._add(frame)
+            for frame in decoded:
+                yield from self._converted(frame)
+        yield from self._converted(None)
+
+    def _converted(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        if self.converter is not None:
+            return self.converter.convert(frame)
+        return [] if frame is None else [frame]
 
     def audio(self) -> Audio:
         """All the sound read, without the encoder's padding at its end; warns about losses."""
@@ -223,10 +321,14 @@ class _Decoded:
         return Audio(samples, self.rate, self.channel_names)
 
     def _add(self, frame: av.AudioFrame) -> None:
-        chunk = _frame_samples(frame)
+        if self.converter is None:
+            chunk = _frame_samples(frame)
+            names = tuple(channel.name for channel in frame.layout.channels)
+        else:
+            chunk, names = self.converter.mixed(frame)
         if not self.rate:
             self.rate = frame.sample_rate
-            self.channel_names = tuple(channel.name for channel in frame.layout.channels)
+            self.channel_names = names
             expected = min(self.declared_seconds or 0.0, INITIAL_SECONDS) + 1.0
             self._samples = np.empty((round(expected * self.rate), chunk.shape[1]), np.float32)
         elif frame.sample_rate != self.rate or chunk.shape[1] != len(self.channel_names):
@@ -273,6 +375,8 @@ def _resampled(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
     """``samples`` (time along axis 0) at ``new_rate``, by polyphase filtering (deterministic)."""
     if new_rate == rate:
         return samples
+    from scipy.signal import resample_poly  # 2 s to import: only when a file needs it
+
     common = math.gcd(rate, new_rate)
     resampled = resample_poly(samples, new_rate // common, rate // common, axis=0)
     return resampled.astype(np.float32, copy=False)
@@ -303,13 +407,24 @@ def _downmix_to_stereo(samples: np.ndarray, names: tuple[str, ...]) -> np.ndarra
 
 
 def _check_is_readable_file(path: Path) -> None:
-    if path.is_dir():
-        raise AudioFileError(f"{path} is a folder, not a sound file. Pick {_SOUND_FILES} in it.")
-    if not path.exists():
+    if looks_like_url(path):
+        raise AudioFileError(
+            f"{path} looks like a web address; avatar-app reads only files on this computer. "
+            "Download the file first and pick the copy."
+        )
+    info = stat_or_none(path)
+    if info is None:
         raise AudioFileError(
             f"The sound file {path} does not exist. Check the path, or pick the file again."
         )
-    if path.stat().st_size == 0:
+    if is_folder(info):
+        raise AudioFileError(f"{path} is a folder, not a sound file. Pick {_SOUND_FILES} in it.")
+    if not is_regular(info):
+        raise AudioFileError(
+            f"{path} is not a regular file (a pipe or a device, which may never end). Save the "
+            f"sound to a file first, and pick {_SOUND_FILES}."
+        )
+    if info.st_size == 0:
         raise AudioFileError(
             f"The sound file {path} is empty (0 bytes); the copy or download probably failed. "
             "Copy it again, or pick another one."
@@ -318,7 +433,7 @@ def _check_is_readable_file(path: Path) -> None:
 
 def _open(path: Path) -> Any:
     try:
-        return av.open(str(path), metadata_errors="replace")
+        return av.open(ffmpeg_url(path), metadata_errors="replace")
     except (av.InvalidDataError, av.EOFError) as exc:
         raise AudioFileError(
             f"{path} is not a sound file that can be read (it may be another kind of file, or "
@@ -388,7 +503,12 @@ def _nothing_decoded(path: Path, damaged: bool) -> AudioFileError:
 
 
 def _report_clipping(path: Path, samples: np.ndarray) -> None:
-    at_full_scale = np.count_nonzero(np.abs(samples) >= CLIP_LEVEL)
+    # In blocks: a temporary copy of a long file's sound would double the memory it takes.
+    block = 1 << 20
+    at_full_scale = sum(
+        np.count_nonzero(np.abs(samples[i : i + block]) >= CLIP_LEVEL)
+        for i in range(0, len(samples), block)
+    )
     share = at_full_scale / samples.size
     if share > CLIPPED_SHARE:
         log.warning(

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from avatar_app.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from avatar_app.version import app_version
 
 if TYPE_CHECKING:
     from avatar_app.pipeline.settings import PipelineSettings
@@ -64,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "window opens.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    parser.add_argument("--version", action="version", version=f"avatar-app {app_version()}")
     parser.add_argument(
         "--tray", action="store_true", help="with no command: start hidden in the system tray"
     )
@@ -80,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--portrait", type=Path, help="photo to animate (default: bundled one)")
     demo.add_argument("--size", default="512", help="output size: N (NxN) or WxH; default 512")
     demo.add_argument("--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox")
-    demo.add_argument("--fps", type=_positive_int, default=25, help="frames per second")
+    demo.add_argument("--fps", type=_fps, default=25, help="frames per second, 1-60")
     demo.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     demo.add_argument("-o", "--output", type=Path, required=True, help="the MP4 file to write")
     demo.set_defaults(run=run_demo)
@@ -111,14 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     render_cmd.add_argument(
         "--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox"
     )
-    render_cmd.add_argument("--fps", type=_positive_int, default=25, help="frames per second")
+    render_cmd.add_argument("--fps", type=_fps, default=25, help="frames per second, 1-60")
     render_cmd.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     render_cmd.add_argument(
         "--lookahead",
-        type=float,
+        type=_lookahead,
         default=60.0,
-        help="ms of sound heard before a frame is shown: at least 52.5, used in 10 ms steps "
-        "(default 60, i.e. 52.5)",
+        help=f"ms of sound heard before a frame is shown: {MIN_LOOKAHEAD_MS} to "
+        f"{MAX_LOOKAHEAD_MS:g}, used in 10 ms steps (default 60, i.e. 52.5)",
     )
     render_cmd.add_argument(
         "--vad",
@@ -126,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="2",
         help="voice detection strictness, 0-3, or off (default 2)",
     )
-    render_cmd.add_argument("--seed", type=int, default=0, help="seed of the idle motion")
+    render_cmd.add_argument(
+        "--seed", type=_seed, default=0, help="seed of the idle motion, 0 or more"
+    )
     render_cmd.add_argument("-o", "--output", type=Path, required=True, help="the MP4 to write")
     render_cmd.set_defaults(run=run_render)
 
@@ -140,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     drive.add_argument("--engine", default="auto", help="renderer: mesh or auto (default)")
     drive.add_argument(
         "--neutral-frame",
-        type=int,
+        type=_frame_index,
         help="frame showing the resting face (default: the first with a face)",
     )
     drive.add_argument("-o", "--output", type=Path, required=True, help="the MP4 to write")
@@ -171,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--test-pattern", action="store_true", help="send colour bars to the camera")
     live.add_argument("--size", default="1280x720", help="camera size: WxH or N (default 1280x720)")
     live.add_argument("--fit", choices=("fill", "fit"), default="fill", help="crop or letterbox")
-    live.add_argument("--fps", type=_positive_int, default=30, help="frames per second")
+    live.add_argument("--fps", type=_fps, default=30, help="frames per second, 1-60")
     live.add_argument(
         "--ptt",
         choices=("vad", "always", "key"),
@@ -201,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="push-to-talk and mute gate only the mouth, not the delayed voice",
     )
     live.add_argument("--record", type=Path, help="also record what the camera shows to this MP4")
-    live.add_argument("--seconds", type=float, help="stop by itself after this long")
+    live.add_argument("--seconds", type=_seconds, help="stop by itself after this long")
     live.set_defaults(run=run_live)
 
     devices = commands.add_parser(
@@ -217,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     render = what.add_parser("render", parents=[common], help="renderer prepare and per-frame time")
     render.add_argument(
-        "--frames", type=_positive_int, help="frames per size (default 200; liveportrait 3)"
+        "--frames", type=_frames, help="frames per size (default 200; liveportrait 3)"
     )
     render.add_argument("--portrait", type=Path, help="photo to use (default: bundled one)")
     render.add_argument(
@@ -227,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     live_bench = what.add_parser(
         "live", parents=[common], help="the live pipeline, real-time paced"
     )
-    live_bench.add_argument("--seconds", type=float, default=60.0, help="how long to run")
+    live_bench.add_argument("--seconds", type=_seconds, default=60.0, help="how long to run")
     live_bench.add_argument(
         "--voice-out",
         default="auto",
@@ -236,16 +242,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live_bench.set_defaults(run=run_bench_live)
     track = what.add_parser("track", parents=[common], help="webcam tracking cost and latency")
-    track.add_argument("--seconds", type=float, default=20.0, help="how long to run live")
+    track.add_argument("--seconds", type=_seconds, default=20.0, help="how long to run live")
     track.set_defaults(run=run_bench_track)
     gui = what.add_parser(
         "gui", parents=[common], help="window launch, go-live and GUI-thread stall (JSON)"
     )
-    gui.add_argument("--seconds", type=float, default=30.0, help="how long to stay live")
+    gui.add_argument("--seconds", type=_seconds, default=30.0, help="how long to stay live")
     gui.set_defaults(run=run_bench_gui)
     speech = what.add_parser("speech", parents=[common], help="lip-sync model cost and lookahead")
-    speech.add_argument("--seconds", type=float, default=30.0, help="seconds of speech to run")
+    speech.add_argument("--seconds", type=_seconds, default=30.0, help="seconds of speech to run")
     speech.set_defaults(run=run_bench_speech)
+    lipsync = what.add_parser(
+        "lipsync", parents=[common], help="rendered mouth vs real speech, re-detected (JSON)"
+    )
+    lipsync.add_argument(
+        "--set", type=Path, help="evaluation set (default ~/.cache/avatar-app/eval)"
+    )
+    lipsync.add_argument(
+        "--minutes",
+        type=lambda text: _decimal(text, 0.0, 10_000.0, "minutes", low_open=True),
+        help="use about this much of the set, speakers in turn (default: all)",
+    )
+    lipsync.add_argument(
+        "--fps",
+        type=lambda text: _whole_number(text, 1, 100),
+        default=25,
+        help="render rate (default 25; 100 needs no interpolation onto the 10 ms grid)",
+    )
+    lipsync.add_argument(
+        "--variants",
+        default="path",
+        help="comma-separated: path (the whole offline path), aligned, model-jaw, volume",
+    )
+    lipsync.add_argument("--portrait", type=Path, help="photo to use (default: bundled one)")
+    lipsync.set_defaults(run=run_bench_lipsync)
 
     models = commands.add_parser("models", help="download model files into the user cache")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="WHAT")
@@ -302,14 +332,61 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _positive_int(text: str) -> int:
+MIN_LOOKAHEAD_MS = 52.5
+"""The lip-sync model's own lookahead plus one feature hop (``SpeechMotion`` checks it too)."""
+MAX_LOOKAHEAD_MS = 1000.0
+MAX_FPS = 60
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_FRAMES = 100_000
+MAX_SEED = 2**32 - 1
+
+
+def _whole_number(text: str, low: int, high: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+        value = low - 1
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from {low} to {high}, got {text!r}"
+        )
     return value
+
+
+def _decimal(text: str, low: float, high: float, unit: str, low_open: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    inside = (low < value if low_open else low <= value) and value <= high  # False for nan
+    if not inside:
+        above = f"above {low:g}" if low_open else f"from {low:g}"
+        raise argparse.ArgumentTypeError(f"expected {unit} {above} to {high:g}, got {text!r}")
+    return value
+
+
+def _fps(text: str) -> int:
+    return _whole_number(text, 1, MAX_FPS)
+
+
+def _frames(text: str) -> int:
+    return _whole_number(text, 1, MAX_FRAMES)
+
+
+def _frame_index(text: str) -> int:
+    return _whole_number(text, 0, 10**9)
+
+
+def _seed(text: str) -> int:
+    return _whole_number(text, 0, MAX_SEED)
+
+
+def _seconds(text: str) -> float:
+    return _decimal(text, 0.0, MAX_SECONDS, "seconds", low_open=True)
+
+
+def _lookahead(text: str) -> float:
+    return _decimal(text, MIN_LOOKAHEAD_MS, MAX_LOOKAHEAD_MS, "milliseconds")
 
 
 def _voice_offset(text: str) -> float:
@@ -338,7 +415,30 @@ def _picture_settings(args: argparse.Namespace, **motion: Any) -> PipelineSettin
     )
 
 
+def _check_output(output: Path, args: argparse.Namespace, *inputs: Path | None) -> None:
+    """Refuse, before any slow work, a bad size, or an output that cannot be written or is
+    an input, or a photo that cannot be opened.
+
+    Also turns SIGTERM into a normal exit, so an interrupted render leaves no file behind.
+    """
+    from avatar_app.atomic_output import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_output
+    from avatar_app.framing import parse_size
+    from avatar_app.portrait_file import bundled_portrait_path, check_portrait_file
+
+    parse_size(args.size)
+    portrait = args.portrait or bundled_portrait_path()
+    suffixes = IMAGE_SUFFIXES if args.command == "sheet" else VIDEO_SUFFIXES
+    check_output(output, (portrait, *inputs), suffixes)
+    check_portrait_file(portrait)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    _check_output(args.output, args)
     from avatar_app.offline.demo import render_demo
 
     settings = _picture_settings(args)
@@ -356,6 +456,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_sheet(args: argparse.Namespace) -> int:
+    _check_output(args.output, args)
     from avatar_app.offline.sheet import write_sheet
 
     width, height = write_sheet(args.output, _picture_settings(args))
@@ -364,7 +465,11 @@ def run_sheet(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from avatar_app.audio_file import load_audio
+    _check_output(args.output, args, args.audio)
+    if args.audio is not None:
+        from avatar_app.audio_file import check_sound_file
+
+        check_sound_file(args.audio)
     from avatar_app.offline.talk import render_talking, spoken_text
 
     settings = _picture_settings(
@@ -375,14 +480,14 @@ def run_render(args: argparse.Namespace) -> int:
         push_to_talk="always" if args.vad == "off" else "vad",
         seed=args.seed,
     )
-    audio = spoken_text(args.say, args.voice) if args.say else load_audio(args.audio)
+    audio = args.audio if args.say is None else spoken_text(args.say, args.voice)
     progress = LazyProgress("Rendering")
     started = time.perf_counter()
     frames = render_talking(audio, args.output, settings, progress)
     progress.finish()
     seconds = time.perf_counter() - started
     print(
-        f"Wrote {args.output} ({frames} frames, {audio.seconds:.1f} s of sound) in {seconds:.1f} s",
+        f"Wrote {args.output} ({frames} frames, {frames / args.fps:.1f} s) in {seconds:.1f} s",
         file=sys.stderr,
     )
     return 0
@@ -405,6 +510,10 @@ def run_bench_render(args: argparse.Namespace) -> int:
 
 
 def run_drive(args: argparse.Namespace) -> int:
+    from avatar_app.local_file import check_video_file
+
+    _check_output(args.output, args, args.video)
+    check_video_file(args.video)
     from avatar_app.offline.drive import render_driven
 
     settings = _picture_settings(args, mode="webcam")
@@ -418,6 +527,12 @@ def run_drive(args: argparse.Namespace) -> int:
 def run_live(args: argparse.Namespace) -> int:
     from avatar_app.live.runner import run_live_session
 
+    if args.record is not None:
+        from avatar_app.atomic_output import check_output
+        from avatar_app.portrait_file import bundled_portrait_path
+
+        inputs = (args.portrait or bundled_portrait_path(), args.audio_file, args.video_file)
+        check_output(args.record, inputs)
     return run_live_session(args)
 
 
@@ -464,6 +579,26 @@ def run_bench_speech(args: argparse.Namespace) -> int:
     from avatar_app.bench_speech import bench_speech
 
     print(json.dumps(bench_speech(args.seconds), indent=2))
+    return 0
+
+
+def run_bench_lipsync(args: argparse.Namespace) -> int:
+    from avatar_app.bench_lipsync import bench_lipsync
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    try:
+        result = bench_lipsync(args.set, args.minutes, args.fps, variants, args.portrait)
+    except FileNotFoundError as exc:
+        print(
+            f"error: no evaluation set ({exc}). Build one with "
+            "`python -m engines.speech.training.eval_set` (pip install -e '.[train]').",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -49,15 +49,15 @@ def check_size(size: tuple[int, int]) -> None:
     width, height = size
     if width <= 0 or height <= 0:
         raise AvatarError(f"The output size {width}x{height} must be positive, e.g. 512x512.")
+    if max(size) > MAX_LONG_SIDE or min(size) > MAX_SHORT_SIDE:
+        raise AvatarError(
+            f"The output size {width}x{height} is larger than {MAX_LONG_SIDE}x{MAX_SHORT_SIDE} "
+            f"(or {MAX_SHORT_SIDE}x{MAX_LONG_SIDE}); choose a smaller one, e.g. 1280x720."
+        )
     if width % 2 or height % 2:
         raise AvatarError(
             f"The output size {width}x{height} has an odd side; H.264 video needs even sides. "
             f"Try {width + width % 2}x{height + height % 2}."
-        )
-    if max(size) > MAX_LONG_SIDE or min(size) > MAX_SHORT_SIDE:
-        raise AvatarError(
-            f"The output size {width}x{height} is larger than {MAX_LONG_SIDE}x{MAX_SHORT_SIDE}; "
-            "choose a smaller one, e.g. 1280x720."
         )
 
 

@@ -29,12 +29,13 @@ class CheckedPortrait:
 
 def check_portrait(path: Path | None, size: tuple[int, int], fit: Fit) -> CheckedPortrait:
     """Load ``path`` (None: the bundled photo), find the faces, frame the largest."""
-    from engines.face.landmarker import FaceLandmarker, detect_face
+    from avatar_app.upright_face import find_face
+    from engines.face.landmarker import FaceLandmarker
 
     source = path or bundled_portrait_path()
     photo = load_portrait(source)
     with FaceLandmarker() as landmarker:
         faces = len(landmarker.detect_all(photo))
-        face = detect_face(photo, landmarker)  # the largest, or PortraitError in plain words
+        face = find_face(photo, landmarker)  # the largest, or PortraitError in plain words
     framed, landmarks = frame_face(photo, face, size, fit)
     return CheckedPortrait(source, framed, landmarks.box, faces)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from avatar_app.local_file import is_folder, is_regular, stat_or_none
 from engines.errors import PortraitError
 from engines.image import to_rgb8
 from engines.resources import resources_dir
@@ -57,14 +58,27 @@ def load_portrait(path: str | os.PathLike[str]) -> np.ndarray:
     return rgb
 
 
+def check_portrait_file(path: str | os.PathLike[str]) -> None:
+    """Fail fast, before any slow work, unless ``path`` is a file Pillow can open."""
+    path = Path(path)
+    _check_is_readable_file(path)
+    _open(path).close()
+
+
 def _check_is_readable_file(path: Path) -> None:
-    if path.is_dir():
+    info = stat_or_none(path)
+    if info is None:
+        raise PortraitError(f"No file at {path}. Check the path, or pick the photo again.")
+    if is_folder(info):
         raise PortraitError(
             f"{path} is a folder, not a photo. Pick an image file (JPEG or PNG) inside it."
         )
-    if not path.exists():
-        raise PortraitError(f"No file at {path}. Check the path, or pick the photo again.")
-    if path.stat().st_size == 0:
+    if not is_regular(info):
+        raise PortraitError(
+            f"{path} is not a regular file (a pipe or a device). Save the photo to a file "
+            "first, and pick that."
+        )
+    if info.st_size == 0:
         raise PortraitError(
             f"The photo file {path} is empty (0 bytes); the copy or download probably failed. "
             "Copy the photo again, or pick another one."
@@ -86,6 +100,11 @@ def _open(path: Path) -> Image.Image:
         raise PortraitError(
             f"The photo {path} cannot be opened ({exc.strerror or exc}). Check that you may "
             "read it, or copy it somewhere you can and pick the copy."
+        ) from exc
+    except Exception as exc:  # e.g. ValueError: a PNG text chunk that inflates too far
+        raise PortraitError(
+            f"{path} is not a usable image ({exc}). Open it in an image editor and save it "
+            "as JPEG or PNG, or pick another photo."
         ) from exc
 
 

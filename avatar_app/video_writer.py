@@ -1,10 +1,12 @@
 """Writes RGB frames to an H.264 MP4 file (libx264 through PyAV, yuv420p), with optional AAC sound.
 
-The MP4 is fragmented (a fragment every two seconds), so a recording cut short by a crash or
-a full disk still plays up to its last complete fragment. Video frame ``i`` and sound sample
-``k`` play at ``i / fps`` and ``k / audio_rate`` seconds; the AAC encoder's priming (1024
-samples) is cut by the file's edit list, which the muxer can write because the initial moov is
-delayed to the first fragment.
+The MP4 is fragmented (a fragment every half second at most; a keyframe every two seconds),
+so a recording cut short by a crash or a full disk still plays up to its last complete fragment,
+from its first second on. ``low_delay`` (live recordings) also stops the encoder holding frames
+back (x264's ``zerolatency``), so what reaches the disk trails what was written by under ~0.5 s.
+Video frame ``i`` and sound sample ``k`` play at ``i / fps`` and ``k / audio_rate`` seconds;
+the AAC encoder's priming (1024 samples) is cut by the file's edit list, which the muxer can
+write because the initial moov is delayed to the first fragment.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 
 CRF = 18
 PRESET = "veryfast"
-FRAGMENT_SECONDS = 2
+KEYFRAME_SECONDS = 2
+FRAGMENT_SECONDS = 0.5
 AAC_BIT_RATE = 128_000
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 _LAYOUTS = {1: "mono", 2: "stereo"}
@@ -50,6 +54,7 @@ class VideoWriter:
         fps: int,
         audio_rate: int | None = None,
         audio_channels: int = 1,
+        low_delay: bool = False,
     ) -> None:
         self.path = Path(path)
         self.width = width
@@ -76,6 +81,7 @@ class VideoWriter:
                     # delay_moov: the moov goes out with the first fragment, once the muxer
                     # knows the AAC priming it has to cut with an edit list.
                     "movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof",
+                    "frag_duration": str(round(FRAGMENT_SECONDS * 1_000_000)),  # microseconds
                     "flush_packets": "1",
                 },
             )
@@ -85,8 +91,9 @@ class VideoWriter:
                 options={
                     "crf": str(CRF),
                     "preset": PRESET,
-                    "g": str(FRAGMENT_SECONDS * fps),
+                    "g": str(KEYFRAME_SECONDS * fps),
                     "bf": "0",  # no B-frames: frame i is shown at exactly i / fps from 0
+                    **({"tune": "zerolatency"} if low_delay else {}),
                 },
             )
             self._stream.width = width
@@ -220,13 +227,16 @@ class VideoWriter:
             raise _recording_error(self.path, exc) from exc
 
     def _abandon(self) -> None:
-        """Release the container after a failure without raising again."""
+        """Release the container after a failure without raising again, and cut the file back
+        to its last whole fragment (a write cut off inside a fragment's header makes players
+        refuse the whole file)."""
         container, self._container = self._container, None
         if container is not None:
             try:
                 container.close()
             except (OSError, av.FFmpegError):
                 log.debug("Ignoring a second error while closing %s", self.path, exc_info=True)
+            _trim_to_whole_boxes(self.path)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -277,11 +287,38 @@ def _check_destination(path: Path) -> None:
         raise RecordingError(f"Cannot write the video to {path}: it is a folder. Add a file name.")
 
 
+def _trim_to_whole_boxes(path: Path) -> None:
+    """Truncate an MP4 after its last complete top-level box that is not a lone ``moof``."""
+    try:
+        with open(path, "r+b") as file:
+            size = os.fstat(file.fileno()).st_size
+            keep = position = 0
+            kind = b""
+            while position + 8 <= size:
+                file.seek(position)
+                length, kind = struct.unpack(">I4s", file.read(8))
+                if length < 8 or position + length > size:
+                    break
+                position += length
+                if kind != b"moof":
+                    keep = position
+            if keep < size:
+                file.truncate(keep)
+                log.debug("Cut %s back to %d bytes of whole fragments", path, keep)
+    except OSError:
+        log.debug("Could not tidy the end of %s", path, exc_info=True)
+
+
 def _recording_error(path: Path, exc: BaseException) -> RecordingError:
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC:
         return RecordingError(
             f"The disk is full while writing {path}. Free some space or record somewhere else."
+        )
+    if code == errno.EFBIG:
+        return RecordingError(
+            f"{path} reached the largest file size allowed here (a `ulimit -f` limit or the "
+            "file system's). Record somewhere else or lift the limit."
         )
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return RecordingError(

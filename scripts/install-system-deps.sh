@@ -2,6 +2,7 @@
 # Installs the Debian/Ubuntu packages avatar-app needs, only when one is missing.
 # With --test, also what the tests use; with --train, what training the lip-sync model uses.
 #   libgl1 libglib2.0-0  needed by opencv-contrib-python (cv2) and mediapipe
+#   libgles2          mediapipe's native library (the face landmarks) links libGLESv2
 #   libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3  needed by PySide6 (Qt) windows
 #   libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0
 #   libxcb-cursor0 libxkbcommon-x11-0  Qt's X11 (xcb) platform plugin, for the window
@@ -19,18 +20,21 @@
 #                     key presses, and another app holding the keyboard focus
 #   openbox trayer imagemagick  a window manager, a tray host and `import` for the window's
 #                     screenshots under Xvfb
+#   desktop-file-utils  desktop-file-validate checks packaging/linux/avatar-app.desktop
+#   strace            tests/test_no_network.py watches every command for DNS lookups and
+#                     connections (mediapipe's native usage logger among them)
 # --train (adds to --test):
 #   asterisk-core-sounds-en-g722 asterisk-core-sounds-en  ~500 recorded voice prompts with
 #                     their transcripts: real human speech for training and measuring
 set -euo pipefail
 
-packages=(libgl1 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libportaudio2
-    libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 libxcb-cursor0
-    libxkbcommon-x11-0 gcc python3-dev)
+packages=(libgl1 libgles2 libglib2.0-0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+    libportaudio2 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0
+    libxcb-cursor0 libxkbcommon-x11-0 gcc python3-dev)
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--train" ]; then
     packages+=(ffmpeg festival festvox-kallpc16k festvox-us-slt-hts alsa-utils
         pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool xterm openbox trayer
-        imagemagick)
+        imagemagick strace desktop-file-utils)
 fi
 if [ "${1:-}" = "--train" ]; then
     packages+=(asterisk-core-sounds-en-g722 asterisk-core-sounds-en)

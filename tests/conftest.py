@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,21 @@ import pytest
 
 if TYPE_CHECKING:
     from engines.face.landmarker import FaceLandmarker
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Undo what a test's in-process ``avatar-app`` command did to the root logger: its
+    handler writes to the ``sys.stderr`` of that test (a capture pytest closes afterwards), and
+    left in place it turns later tests' log records into "Logging error" dumps on stderr."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        # Only plain stream handlers: pytest's own capture handlers come and go by themselves.
+        if type(handler) is logging.StreamHandler and handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

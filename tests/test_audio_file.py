@@ -406,3 +406,36 @@ def test_for_output_takes_a_rate_aac_can_record(
         video.write(np.zeros((48, 64, 3), np.uint8))
         video.write_audio(ready.samples)
     assert load_audio(path).rate == output_rate
+
+
+def test_converted_while_decoding_matches_converting_after(tmp_path: Path) -> None:
+    """16 kHz mono straight from a 48 kHz stereo file: the same sound, never held at 48 kHz."""
+    from avatar_app.audio_file import output_format, stream_audio
+
+    left, right = _sine(440, 48000, 2.0), _sine(1000, 48000, 2.0, 0.25)
+    path = _encode(tmp_path / "stereo.flac", np.stack([left, right], axis=1), 48000, "flac")
+    whole = load_audio(path).mono(16000)
+    streamed = load_audio(path, rate=16000, channels=1)
+    assert streamed.rate == 16000 and streamed.channels == 1
+    mono = streamed.samples[:, 0]
+    assert abs(len(mono) - len(whole)) <= 16
+    middle = slice(1000, min(len(mono), len(whole)) - 1000)
+    assert np.abs(mono[middle] - whole[middle]).max() < 0.02
+    assert output_format(path) == (48000, 2)
+    chunks = list(stream_audio(path, 48000, 2))
+    assert all(c.dtype == np.float32 and c.shape[1] == 2 for c in chunks)
+    assert abs(sum(len(c) for c in chunks) - 96000) <= 1024
+
+
+def test_pipes_devices_and_web_addresses_are_not_sound_files(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.wav")
+    for path, words in (
+        (tmp_path / "pipe.wav", "not a regular file"),
+        (Path("/dev/zero"), "not a regular file"),
+        (Path("http://example.com/a.wav"), "web address"),
+        (tmp_path / ("x" * 300 + ".wav"), "does not exist"),
+    ):
+        with pytest.raises(AudioFileError, match=words):
+            load_audio(path)

@@ -125,3 +125,38 @@ def test_sound_that_arrives_late_raises_the_delay_instead_of_punching_holes(
     assert delays[-1] > 0.1
     assert abs(delays[-1] - voice.least_delay) < 0.01
     assert np.abs(played[-3 * RATE :] - 0.5).max() < 1e-3  # once settled, no gaps
+
+
+def test_sound_at_another_rate_goes_out_at_the_outputs_rate(clock: Clock) -> None:
+    """The microphone's sound may come at 16 kHz (or 44.1, stereo): the 48 kHz output plays it
+    resampled, channels averaged, still delayed by the target."""
+    from scipy.signal import resample_poly
+
+    out_rate = 48_000
+    rng = np.random.default_rng(1)
+    reference = resample_poly(rng.uniform(-0.5, 0.5, 3 * RATE), 3, 1).astype(np.float32)
+    fed = resample_poly(reference, 1, 3).astype(np.float32)  # what a 16 kHz input captured
+    stereo = np.stack([fed, fed], axis=1)
+    voice = VoiceOut("test", rate=out_rate)
+    voice.set_picture_delay(0.1)
+    played = []
+    for i in range(len(fed) // BLOCK):
+        clock.ns = 1_000_000_000 + i * 10_000_000
+        voice.feed(AudioChunk(stereo[i * BLOCK : (i + 1) * BLOCK], RATE, clock.ns - 10_000_000))
+        buffer = np.zeros((out_rate // 100, 1), np.float32)
+        now = clock.ns / 1e9
+        voice._callback(
+            buffer,
+            len(buffer),
+            SimpleNamespace(currentTime=now, outputBufferDacTime=now + AHEAD),
+            None,
+        )
+        played.append(buffer[:, 0].copy())
+    out = np.concatenate(played)
+    # Sample k of the output is heard at (k / out_rate + AHEAD) and shows what was captured
+    # 0.1 s before; chunks are stamped 10 ms before they arrive: reference sample k + shift.
+    shift = round((AHEAD - 0.1 + 0.01) * out_rate)
+    part = slice(out_rate, len(out) - out_rate // 2)
+    expected = reference[part.start + shift : part.stop + shift]
+    assert np.corrcoef(out[part], expected)[0, 1] > 0.99
+    assert abs(voice.delay - 0.1) < 1e-3

@@ -17,13 +17,11 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from avatar_app.app_settings import load_settings, log_dir
 from engines.resources import resources_dir
-from ui.dialogs import show_crash
+from ui.dialogs import LOG_FILE, show_crash
 from ui.main_window import MainWindow
 from ui.tray import Tray
 
 log = logging.getLogger(__name__)
-
-LOG_FILE = "avatar-app.log"
 
 
 class CrashReporter(QObject):

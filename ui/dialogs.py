@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import platform
-from importlib import metadata
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from avatar_app.app_settings import log_dir
+from avatar_app.version import app_version
 from engines.resources import resources_dir
+
+LOG_FILE = "avatar-app.log"
 
 MODELS = (
     ("Face landmarks", "face_landmarker.task", "Google MediaPipe, Apache-2.0"),
@@ -18,12 +21,8 @@ MODELS = (
 
 
 def about_text() -> str:
-    try:
-        version = metadata.version("avatar-app")
-    except metadata.PackageNotFoundError:
-        version = "(not installed)"
     lines = [
-        f"<h3>avatar-app {version}</h3>",
+        f"<h3>avatar-app {app_version()}</h3>",
         "<p>One portrait photo becomes a live, talking webcam.</p>",
         f"<p>Python {platform.python_version()} · Qt for Python {pyside_version} · "
         f"{platform.system()} {platform.release()}</p>",
@@ -31,6 +30,7 @@ def about_text() -> str:
         *(f"<li>{what}: <code>{name}</code> ({licence})</li>" for what, name, licence in MODELS),
         "</ul>",
         f"<p>Licence texts and model cards: <code>{resources_dir()}</code></p>",
+        f"<p>Log file: <code>{log_dir() / LOG_FILE}</code></p>",
     ]
     return "\n".join(lines)
 

@@ -16,6 +16,12 @@ from avatar_app.exit_codes import EXIT_USER_ERROR
 
 
 def open_window(start_in_tray: bool) -> int:
+    from ui.system_libs import missing_message, missing_packages
+
+    missing = missing_packages()
+    if missing:
+        print(missing_message(missing), file=sys.stderr)
+        return EXIT_USER_ERROR
     try:
         from ui.app import run_app
     except ImportError as exc:

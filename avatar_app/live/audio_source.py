@@ -10,9 +10,17 @@ inputBufferAdcTime`` is how long ago the first sample of a callback buffer was c
 host API reports nothing sensible, the buffer's duration is used instead) and then smoothed along
 the sample count, so chunk spacing follows the sample clock and ``pts_ns`` only ever increases.
 
-A microphone that fails (a PortAudio error, a stream that stopped by itself, or no sound for more
-than ``STALL_SECONDS``) is reopened by a supervisor thread with exponential backoff; ``status``
-says "running", "reconnecting" or "stopped". Devices are chosen by name, never by index.
+A microphone that fails (a PortAudio error, a stream that stopped by itself, or no callback for
+more than ``STALL_SECONDS``) is reopened by a supervisor thread with exponential backoff; ``status``
+says "running", "reconnecting" or "stopped", and ``silent`` whether a running one brings only
+digital silence or nothing at all. Silence is not a failure: only missing callbacks are, and a
+stream that has not delivered its first callback gets ``FIRST_CALLBACK_SECONDS`` (doubling after
+each reopen that brought nothing), so a source that is present but idle is not reopened in a loop.
+While a microphone is open, native ALSA/PortAudio messages go to the debug log
+(``native_noise``). Devices are chosen by name, never by index.
+
+``capture_tap`` sees the sound as captured, at the device's own rate and channels (a sound
+server's source is opened at its own rate, and the lip-sync rate is made here), for recordings.
 
 On Linux the names include the sound server's sources ("Blue Yeti Analog Stereo", see
 ``sound_server.py``), which PortAudio itself cannot list: such a source is recorded through
@@ -28,7 +36,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +44,10 @@ from typing import Any, Literal
 import numpy as np
 from scipy.signal import firwin, upfirdn
 
+from avatar_app.live import native_noise
 from avatar_app.live.sound_server import SoundSource, list_sources, pulse_target
 from avatar_app.pipeline.frames import AudioChunk
+from avatar_app.video_writer import AAC_RATES
 from engines.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -49,10 +59,17 @@ _Device = tuple[int, dict[str, Any]]
 
 STALL_SECONDS = 1.0
 """A started microphone that delivers nothing for this long is reopened."""
+FIRST_CALLBACK_SECONDS = 3.0
+"""The first callback after opening may take this long (ALSA's pulse device: ~1.3 s)."""
+QUIET_REOPEN_MAX_SECONDS = 30.0
+"""The longest wait for a first callback, after reopens that each brought nothing."""
+SILENT_SECONDS = 2.0
+"""Only exact zeros for this long: ``silent`` (muted, or an idle source)."""
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 5.0)
 """Waits before successive reconnection attempts; the last one repeats."""
 QUEUE_SECONDS = 2.0
 """``read`` keeps at most this much sound; older chunks are dropped."""
+_IDLE = "no callback"  # how _problem starts for a stream that never delivered since it opened
 _MAX_LATENCY_S = 1.0  # a reported input latency beyond this (or below 0) is not believed
 _RESYNC_NS = 200_000_000  # a capture time this much later than the sample clock says: resync
 _DRIFT_PER_S = 0.001  # how fast (s/s) the clock estimate may creep later to follow drift
@@ -135,9 +152,10 @@ class _Source:
         self.chunk_ms = chunk_ms
         self.chunk_samples = max(1, rate * chunk_ms // 1000)
         self._on_chunk = on_chunk
-        self.tap: OnChunk | None = None
-        """Also called with every chunk on the capture thread (the delayed voice); must not
-        block. Set before ``start``."""
+        self.capture_tap: OnChunk | None = None
+        """Called on the capture thread with the sound as captured, at ``recording_format``'s
+        rate (or the device's, see there) as float32 [n, channels], for the recording and the
+        delayed voice; must not block."""
         self._queue = _ChunkQueue(math.ceil(QUEUE_SECONDS * 1000 / chunk_ms))
         self._status: Status = "stopped"
 
@@ -145,6 +163,16 @@ class _Source:
     def status(self) -> Status:
         """ "running", "reconnecting" (microphone only) or "stopped"."""
         return self._status
+
+    @property
+    def silent(self) -> bool:
+        """Running, but only digital silence (or nothing) comes: a muted or idle input."""
+        return False
+
+    @property
+    def recording_format(self) -> tuple[int, int]:
+        """(rate, channels) to record this source's sound at."""
+        return self.rate, 1
 
     @property
     def dropped(self) -> int:
@@ -159,12 +187,6 @@ class _Source:
         return self._queue.get(timeout)
 
     def _deliver(self, chunk: AudioChunk) -> None:
-        tap = self.tap
-        if tap is not None:
-            try:
-                tap(chunk)
-            except Exception:
-                log.exception("The audio tap failed")
         if self._on_chunk is None:
             self._queue.put(chunk)
             return
@@ -289,7 +311,8 @@ class MicrophoneSource(_Source):
 
     ``start`` opens the device (``DeviceError`` if it is unknown or cannot be opened); after
     that, failures are repaired on a supervisor thread and never raised. The device is opened at
-    ``rate`` if it takes that rate, else at its own rate with resampling; channels are averaged.
+    its own rate (a sound-server source's, else PortAudio's default for it) and resampled to
+    ``rate``; channels are averaged for the chunks and kept (up to two) for ``capture_tap``.
     ``on_chunk`` runs on PortAudio's callback thread and must return quickly.
     """
 
@@ -313,7 +336,11 @@ class MicrophoneSource(_Source):
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._last_callback = 0.0
+        self._last_sound = 0.0  # when a callback last brought something other than zeros
+        self._called_back = False  # the open stream has delivered its first callback
+        self._quiet_reopens = 0  # reopens in a row after which no callback came
         self._opened_name = ""
+        self._channels = 1
         self._device_rate = rate
         self._resampler: StreamingResampler | None = None
         self._chunker = _Chunker(self.chunk_samples)
@@ -333,7 +360,12 @@ class MicrophoneSource(_Source):
         if self._supervisor is not None:
             return
         self._stopping.clear()
-        self._open()
+        native_noise.hold()
+        try:
+            self._open()
+        except BaseException:
+            native_noise.release()
+            raise
         self._status = "running"
         self._supervisor = threading.Thread(
             target=self._supervise, name="mic-supervisor", daemon=True
@@ -346,8 +378,22 @@ class MicrophoneSource(_Source):
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.join()
-        self._close()
+            self._close()
+            native_noise.release()
         self._status = "stopped"
+
+    @property
+    def silent(self) -> bool:
+        if self._status != "running":
+            return False
+        now = time.monotonic()
+        return now - self._last_callback > STALL_SECONDS or now - self._last_sound > SILENT_SECONDS
+
+    @property
+    def recording_format(self) -> tuple[int, int]:
+        """The device's rate (48 kHz if AAC cannot take it) and channels (mono beyond two)."""
+        rate = self._device_rate if self._device_rate in AAC_RATES else 48000
+        return rate, self._channels if self._channels <= 2 else 1
 
     def __enter__(self) -> MicrophoneSource:
         self.start()
@@ -362,8 +408,9 @@ class MicrophoneSource(_Source):
         sd = _sounddevice()
         (index, info), source = _find_input(sd, self.device)
         label = source.description if source is not None else str(info["name"])
-        device_rate = self._pick_rate(sd, index, info)
-        channels = _pick_channels(sd, index, info, device_rate)
+        server = source if source is not None else _default_server_source(info)
+        device_rate = self._pick_rate(sd, index, info, server)
+        channels = _pick_channels(sd, index, info, device_rate, server)
         try:
             with pulse_target("PULSE_SOURCE", source.name if source is not None else None):
                 stream = sd.InputStream(
@@ -389,7 +436,9 @@ class MicrophoneSource(_Source):
             self._clock = _CaptureClock(device_rate)
             self._in_count = 0
             self._out_count = 0
-            self._last_callback = time.monotonic()
+            self._last_callback = self._last_sound = time.monotonic()
+            self._called_back = False
+            self._channels = channels
             self._stream = stream
             _count_stream(+1)
             self._opened_name = label
@@ -405,13 +454,20 @@ class MicrophoneSource(_Source):
             f" (resampled to {self.rate} Hz)" if device_rate != self.rate else "",
         )
 
-    def _pick_rate(self, sd: Any, index: int, info: dict[str, Any]) -> int:
-        """``self.rate`` if the device takes it, else its default rate."""
-        try:
-            sd.check_input_settings(device=index, samplerate=self.rate, channels=1)
-            return self.rate
-        except Exception:
-            return round(float(info["default_samplerate"]))
+    def _pick_rate(
+        self, sd: Any, index: int, info: dict[str, Any], server: SoundSource | None
+    ) -> int:
+        """The first rate the device takes of: the sound-server source's own, the device's
+        default, ``self.rate``."""
+        default = round(float(info["default_samplerate"]))
+        wanted = [server.rate] if server is not None and server.rate else []
+        for rate in [*wanted, default, self.rate]:
+            try:
+                sd.check_input_settings(device=index, samplerate=rate, channels=1)
+                return rate
+            except Exception:
+                continue
+        return default
 
     def _close(self) -> None:
         with self._lock:
@@ -434,17 +490,30 @@ class MicrophoneSource(_Source):
         """PortAudio's callback: copy, resample, cut into chunks, hand on. Never blocks."""
         now_ns = time.monotonic_ns()
         self._last_callback = now_ns / 1e9
+        if not self._called_back:
+            self._called_back = True
+            self._quiet_reopens = 0
         if status:
             if status.input_overflow:
                 self.overflows += 1
             else:
                 log.debug("Microphone callback status: %s", status)
-        mono = indata[:, 0] if indata.shape[1] == 1 else indata.mean(axis=1)
-        mono = np.array(mono, dtype=np.float32)  # indata is reused by PortAudio
+        block = np.array(indata, dtype=np.float32)  # indata is reused by PortAudio
+        if block.any():
+            self._last_sound = self._last_callback
+        mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
         lag = _input_lag(time_info)
         if lag is None:
             lag = frames / self._device_rate
         origin_ns = self._clock.origin_ns(now_ns - int(lag * 1e9), self._in_count)
+        capture_tap = self.capture_tap
+        if capture_tap is not None:
+            kept = block if block.shape[1] <= 2 else block.mean(axis=1, keepdims=True)
+            pts = int(origin_ns + self._in_count * 1e9 / self._device_rate)
+            try:
+                capture_tap(AudioChunk(kept, self._device_rate, pts))
+            except Exception:
+                log.exception("The capture tap (recording, delayed voice) failed")
         self._in_count += frames
         if self._resampler is not None:
             # resample_poly is zero-phase: output k sits at input position k * rate_in / rate.
@@ -468,8 +537,13 @@ class MicrophoneSource(_Source):
                 problem = self._problem()
                 if problem is None:
                     continue
-                self._status = "reconnecting"
-                log.warning("Microphone %r failed (%s); reconnecting", self._opened_name, problem)
+                if problem.startswith(_IDLE):  # open and well, it seems; only quiet
+                    log.info("Microphone %r: %s; reopening it", self._opened_name, problem)
+                else:
+                    self._status = "reconnecting"
+                    log.warning(
+                        "Microphone %r failed (%s); reconnecting", self._opened_name, problem
+                    )
                 self._close()
                 attempt = 0
                 while not self._stopping.is_set():
@@ -488,10 +562,12 @@ class MicrophoneSource(_Source):
                             exc,
                             BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)],
                         )
+                        self._status = "reconnecting"
                         continue
                     self.reconnects += 1
-                    self._status = "running"
-                    log.warning("Microphone %r is back", self._opened_name)
+                    if self._status != "running":
+                        self._status = "running"
+                        log.warning("Microphone %r is back", self._opened_name)
                     break
             except Exception:  # the supervisor must survive anything
                 log.exception("Microphone supervisor error")
@@ -503,9 +579,15 @@ class MicrophoneSource(_Source):
             return "the stream is closed"
         if not stream.active:
             return "the stream stopped by itself"
-        silent = time.monotonic() - self._last_callback
-        if silent > STALL_SECONDS:
-            return f"no audio from the device for {silent:.1f} s"
+        quiet = time.monotonic() - self._last_callback
+        limit = STALL_SECONDS
+        if not self._called_back:  # a present but idle source brings nothing: back off
+            limit = min(FIRST_CALLBACK_SECONDS * 2**self._quiet_reopens, QUIET_REOPEN_MAX_SECONDS)
+        if quiet > limit and not self._called_back:
+            self._quiet_reopens += 1
+            return f"{_IDLE} {quiet:.1f} s since it opened"
+        if quiet > limit:
+            return f"no audio from the device for {quiet:.1f} s"
         return None
 
     def _reopen(self) -> None:
@@ -522,13 +604,26 @@ class MicrophoneSource(_Source):
         self._open()
 
 
-def _pick_channels(sd: Any, index: int, info: dict[str, Any], rate: int) -> int:
-    """1 if the device records mono, else as many channels as it has (averaged later)."""
-    try:
-        sd.check_input_settings(device=index, samplerate=rate, channels=1)
-        return 1
-    except Exception:
-        return max(1, int(info["max_input_channels"]))
+def _pick_channels(
+    sd: Any, index: int, info: dict[str, Any], rate: int, server: SoundSource | None
+) -> int:
+    """A sound-server source's own channels (at most two) if the device takes them, else 1 if
+    it records mono, else as many channels as it has."""
+    wanted = [min(server.channels, 2)] if server is not None and server.channels else []
+    for channels in [*wanted, 1]:
+        try:
+            sd.check_input_settings(device=index, samplerate=rate, channels=channels)
+            return channels
+        except Exception:
+            continue
+    return max(1, int(info["max_input_channels"]))
+
+
+def _default_server_source(info: dict[str, Any]) -> SoundSource | None:
+    """The sound server's default source, when PortAudio's device is a route to it."""
+    if info["name"] not in ("pulse", "default"):
+        return None
+    return next((source for source in list_sources() if source.is_default), None)
 
 
 def _input_lag(time_info: Any) -> float | None:
@@ -687,10 +782,18 @@ def _rescan_allowed() -> bool:
 
 
 def _rescan(sd: Any) -> None:
+    """Restart PortAudio so that it lists the devices again.
+
+    Not with ``sd._initialize()``: that points file descriptor 2 at /dev/null while PortAudio
+    starts (up to seconds with a sound server gone), and every other thread's output meanwhile
+    is lost, such as the session's warning that the microphone is down. PortAudio's own
+    messages go to C's ``stderr``, which ``native_noise`` holds while a microphone is open.
+    """
     with _open_streams_lock:
         if _open_streams == 0:
             sd._terminate()
-            sd._initialize()
+            sd._check(sd._lib.Pa_Initialize(), "Error initializing PortAudio")
+            sd._initialized += 1
 
 
 class FileAudioSource(_Source):
@@ -698,7 +801,9 @@ class FileAudioSource(_Source):
 
     A chunk is released when its last sample has "played"; its ``pts_ns`` is when its first
     sample started. With ``loop`` the file repeats; otherwise the last chunk is padded with
-    silence and the source stops by itself (``status`` becomes "stopped").
+    silence and the source stops by itself (``status`` becomes "stopped"). ``capture_tap``
+    gets the same stretch at the file's own rate and channels (an AAC rate, at most stereo),
+    decoded as it plays rather than held.
     """
 
     def __init__(
@@ -709,12 +814,13 @@ class FileAudioSource(_Source):
         on_chunk: OnChunk | None = None,
         loop: bool = False,
     ) -> None:
-        from avatar_app.audio_file import load_audio
+        from avatar_app.audio_file import load_audio, output_format
 
         super().__init__(rate, chunk_ms, on_chunk)
         self.path = Path(path)
         self.loop = loop
-        self._samples = load_audio(self.path).mono(rate)
+        self._samples = load_audio(self.path, rate=rate, channels=1).samples[:, 0]
+        self._recorded = _NativeSound(self.path, *output_format(self.path))
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()
@@ -757,8 +863,11 @@ class FileAudioSource(_Source):
         index = 0
         try:
             while True:
+                self._tap_recording(position, start_ns + index * chunk_ns)
                 if self.loop:
                     chunk = samples[(position + np.arange(size)) % len(samples)]
+                    if position + size >= len(samples):
+                        self._recorded.restart()
                     position = (position + size) % len(samples)
                 else:
                     chunk = samples[position : position + size]
@@ -782,3 +891,52 @@ class FileAudioSource(_Source):
             log.exception("Playing %s failed", self.path)
             self._status = "stopped"
             self._finished.set()
+
+    @property
+    def recording_format(self) -> tuple[int, int]:
+        return self._recorded.rate, self._recorded.channels
+
+    def _tap_recording(self, position: int, pts_ns: int) -> None:
+        """Hand ``capture_tap`` the file's own sound for the chunk starting at ``position``
+        (decoded along while a tap is set, so that it stays in step with the chunks)."""
+        tap = self.capture_tap
+        if tap is None:
+            return
+        rate = self._recorded.rate
+        count = (position + self.chunk_samples) * rate // self.rate - position * rate // self.rate
+        try:
+            tap(AudioChunk(self._recorded.take(count), rate, pts_ns))
+        except Exception:
+            log.exception("The capture tap (recording, delayed voice) failed")
+
+
+class _NativeSound:
+    """A sound file's sound at ``rate`` and ``channels``, decoded as it is taken."""
+
+    def __init__(self, path: Path, rate: int, channels: int) -> None:
+        self.path = path
+        self.rate = rate
+        self.channels = channels
+        self._blocks: Iterator[np.ndarray] | None = None
+        self._buffer = np.zeros((0, channels), np.float32)
+
+    def restart(self) -> None:
+        """From the beginning again (a loop)."""
+        self._blocks = None
+        self._buffer = self._buffer[:0]
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` samples, float32 [count, channels]; zeros after the end."""
+        from avatar_app.audio_file import stream_audio
+
+        if self._blocks is None:
+            self._blocks = stream_audio(self.path, self.rate, self.channels)
+        while len(self._buffer) < count:
+            block = next(self._blocks, None)
+            if block is None:
+                missing = np.zeros((count - len(self._buffer), self.channels), np.float32)
+                self._buffer = np.concatenate([self._buffer, missing])
+                break
+            self._buffer = np.concatenate([self._buffer, block.astype(np.float32, copy=False)])
+        taken, self._buffer = self._buffer[:count], self._buffer[count:]
+        return taken

@@ -27,10 +27,12 @@ ZOOM_MAX_DEVICE = 9
 OBS_MIN_MAJOR = 30
 
 LINUX_VCAM_FIX = (
-    "Install v4l2loopback (`sudo apt install v4l2loopback-dkms`, or your distribution's "
-    f"v4l2loopback package), then run `{LOAD_LOOPBACK}`. To load it at every boot, put "
-    "`v4l2loopback` in /etc/modules-load.d/v4l2loopback.conf and `options v4l2loopback "
-    "exclusive_caps=1 card_label=Avatar` in /etc/modprobe.d/v4l2loopback.conf."
+    "Run packaging/linux/setup-virtual-camera.sh (in the app's folder; it explains each step "
+    "and asks before using sudo), or by hand: install v4l2loopback (`sudo apt install "
+    f"v4l2loopback-dkms`, or your distribution's v4l2loopback package), then run "
+    f"`{LOAD_LOOPBACK}`. To load it at every boot, put `v4l2loopback` in "
+    "/etc/modules-load.d/v4l2loopback.conf and `options v4l2loopback exclusive_caps=1 "
+    'card_label="Avatar Camera"` in /etc/modprobe.d/v4l2loopback.conf.'
 )
 RELOAD_LOOPBACK = f"sudo modprobe -r v4l2loopback && {LOAD_LOOPBACK} video_nr=9"
 

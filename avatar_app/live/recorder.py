@@ -8,18 +8,24 @@ that much (110-125 ms was measured). So sound captured at ``c`` is placed at ``c
 ``D`` the median of ``due_ns - shows_ns`` over the first ``SYNC_FRAMES`` frames, fixed for the
 whole recording (a moving ``D`` would stretch or cut the sound); gaps become silence, overlaps
 are trimmed, and sound is written only up to the end of the video, so both end together.
-The MP4 is fragmented, so a crash or ``kill -9`` leaves a playable file. A full disk or any
-other write error ends the recording with ``error`` set; the session goes on.
+The sound is recorded as the source captured it (``audio_rate``, ``audio_channels``: a
+microphone's own 48 kHz, say), not at the lip-sync model's 16 kHz mono; sound of another rate or
+channel count (a device reopened differently) is converted block by block.
+The MP4 is fragmented into half-second pieces, so a crash or ``kill -9`` leaves a file that
+plays up to about half a second before it. A full disk or any other write error ends the
+recording with ``error`` set; the session goes on. Frames and sound wait in bounded queues.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import resample_poly
 
 from avatar_app.pipeline.frames import AudioChunk, RenderedFrame
 from avatar_app.video_writer import VideoWriter
@@ -27,27 +33,47 @@ from engines.errors import RecordingError
 
 log = logging.getLogger(__name__)
 
-QUEUE_ITEMS = 120  # about 4 s of frames at 30 fps
+QUEUE_FRAMES = 120  # about 4 s of frames at 30 fps
+QUEUE_SOUND_BLOCKS = 1000  # a few seconds of capture blocks (10-50 ms each)
 SYNC_FRAMES = 10  # frames whose picture delay fixes where the sound goes
+PENDING_SECONDS = 5.0  # sound kept waiting for its video at most (the rest becomes silence)
 
 _Item = tuple[str, np.ndarray, int, int | None]
 
 
 class RecorderSink:
     def __init__(
-        self, path: Path, width: int, height: int, fps: int, start_ns: int, audio_rate: int = 16_000
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: int,
+        start_ns: int,
+        audio_rate: int = 16_000,
+        audio_channels: int = 1,
     ) -> None:
         self.path = path
         self.fps = fps
         self.start_ns = start_ns
         self.audio_rate = audio_rate
+        self.audio_channels = audio_channels
         self.error: str | None = None
         self.dropped = 0
         self._period_ns = 1e9 / fps
         self._writer = VideoWriter(
-            path, width, height, fps, audio_rate=audio_rate, audio_channels=1
+            path,
+            width,
+            height,
+            fps,
+            audio_rate=audio_rate,
+            audio_channels=audio_channels,
+            low_delay=True,
         )
-        self._queue: queue.Queue[_Item | None] = queue.Queue(QUEUE_ITEMS)
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._room = {
+            "video": threading.BoundedSemaphore(QUEUE_FRAMES),
+            "audio": threading.BoundedSemaphore(QUEUE_SOUND_BLOCKS),
+        }
         self._last_frame: np.ndarray | None = None
         self.sound_delay_ns: int | None = None  # D (module docstring), once known
         self._delays: list[int] = []
@@ -69,16 +95,17 @@ class RecorderSink:
         )
 
     def submit_audio(self, chunk: AudioChunk) -> None:
-        """Sound, placed by its capture time plus the picture delay."""
-        self._put(("audio", chunk.samples, chunk.pts_ns, None))
+        """Sound ([n] mono or [n, channels], any rate), placed by its capture time plus the
+        picture delay; called on the capture thread, never blocks."""
+        self._put(("audio", chunk.samples, chunk.pts_ns, chunk.rate))
 
     def _put(self, item: _Item) -> None:
         if self.error is not None:
             return
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        if not self._room[item[0]].acquire(blocking=False):
             self.dropped += 1
+            return
+        self._queue.put(item)
 
     def stop(self) -> None:
         """Finish the file; idempotent."""
@@ -89,11 +116,12 @@ class RecorderSink:
     def _run(self) -> None:
         try:
             while (item := self._queue.get()) is not None:
-                kind, data, pts_ns, delay_ns = item
+                kind, data, pts_ns, extra = item
+                self._room[kind].release()
                 if kind == "video":
-                    self._write_video(data, pts_ns, delay_ns)
+                    self._write_video(data, pts_ns, extra)
                 else:
-                    self._place_audio(data, pts_ns)
+                    self._place_audio(self._conformed(data, extra), pts_ns)
             self._decide_delay(force=True)
             self._flush_audio(pad=True)
             self._writer.close()
@@ -105,9 +133,21 @@ class RecorderSink:
             self._drain()
 
     def _drain(self) -> None:
-        """Empty the queue after a failure so ``stop`` and producers never block."""
-        while self._queue.get() is not None:
-            pass
+        """Empty the queue after a failure so ``stop`` never blocks."""
+        while (item := self._queue.get()) is not None:
+            self._room[item[0]].release()
+
+    def _conformed(self, samples: np.ndarray, rate: int | None) -> np.ndarray:
+        """``samples`` as float32 [n, audio_channels] at ``audio_rate``."""
+        block = samples.reshape(len(samples), -1).astype(np.float32, copy=False)
+        if block.shape[1] != self.audio_channels:
+            mono = block.mean(axis=1, keepdims=True)
+            block = np.repeat(mono, self.audio_channels, axis=1)
+        if rate is not None and rate != self.audio_rate:
+            common = math.gcd(rate, self.audio_rate)
+            block = resample_poly(block, self.audio_rate // common, rate // common, axis=0)
+            block = block.astype(np.float32)
+        return block
 
     def _write_video(self, rgb: np.ndarray, due_ns: int, delay_ns: int | None) -> None:
         if delay_ns is not None and self.sound_delay_ns is None:
@@ -138,7 +178,11 @@ class RecorderSink:
             self._early.append((samples, pts_ns))
             return
         at_ns = pts_ns + self.sound_delay_ns - self.start_ns
-        self._pending.append((round(at_ns * self.audio_rate / 1e9), samples))
+        offset = round(at_ns * self.audio_rate / 1e9)
+        self._pending.append((offset, samples))
+        while offset - self._pending[0][0] > PENDING_SECONDS * self.audio_rate:
+            self._pending.pop(0)  # the video stalled: memory stays bounded
+            self.dropped += 1
 
     def _flush_audio(self, pad: bool = False) -> None:
         """Write the placed sound up to the end of the video written so far."""
@@ -146,14 +190,14 @@ class RecorderSink:
         while self._pending:
             offset, samples = self._pending[0]
             written = self._writer.audio_samples_written
-            end = offset + samples.size
+            end = offset + len(samples)
             if end <= written:  # already covered: an overlap
                 self._pending.pop(0)
                 continue
             if offset >= limit:
                 break
             if offset > written:
-                self._writer.write_audio(np.zeros(offset - written, np.float32))
+                self._writer.write_audio(self._silence(offset - written))
                 written = offset
             stop = min(end, limit)
             self._writer.write_audio(
@@ -164,4 +208,7 @@ class RecorderSink:
             self._pending.pop(0)
         written = self._writer.audio_samples_written
         if pad and written < limit:
-            self._writer.write_audio(np.zeros(limit - written, np.float32))
+            self._writer.write_audio(self._silence(limit - written))
+
+    def _silence(self, count: int) -> np.ndarray:
+        return np.zeros((count, self.audio_channels), np.float32)

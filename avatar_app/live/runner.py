@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avatar_app.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from avatar_app.framing import parse_size
 from avatar_app.pipeline.session import LiveSession, LiveStats, SessionEvent, State, StateChanged
 from avatar_app.pipeline.settings import PipelineSettings
@@ -24,6 +25,11 @@ BENCH_TARGETS = {
     "cpu_percent": 60.0,
 }
 SWAP_AT = 0.5  # bench live swaps the portrait this far into the run
+MICROPHONE_STATES = {
+    "reconnecting": "MICROPHONE DOWN (reconnecting)",
+    "silent": "microphone silent (muted?)",
+    "stopped": "microphone stopped",
+}
 
 
 def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
@@ -61,7 +67,10 @@ def start_session(args: argparse.Namespace, session: LiveSession) -> None:
 
 
 def run_live_session(args: argparse.Namespace) -> int:
-    """Headless: run until Ctrl-C, SIGTERM or ``--seconds``, with a status line every 5 s."""
+    """Headless: run until Ctrl-C, SIGTERM or ``--seconds``, with a status line every 5 s.
+
+    Exits 0, 130 after Ctrl-C, or 2 with an ``error:`` line when the recording failed (the
+    camera went on meanwhile, but the file is not what was asked for)."""
     if args.ptt == "key":
         raise DeviceError(
             "Push-to-talk on a held key needs the window: run `avatar-app-preview --ptt key`, "
@@ -74,6 +83,7 @@ def run_live_session(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("Live. Press Ctrl-C to stop.", file=sys.stderr)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    interrupted = False
     try:
         while True:
             left = STATUS_EVERY if deadline is None else deadline - time.monotonic()
@@ -83,13 +93,16 @@ def run_live_session(args: argparse.Namespace) -> int:
                 break
             print(status_line(session.snapshot()), file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
         session.stop()
     print(status_line(session.snapshot()), file=sys.stderr)
+    if args.record and session.recording_error:
+        print(f"error: The recording failed: {session.recording_error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if args.record:
         print(f"Recorded {args.record}", file=sys.stderr)
-    return 0
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 def _print_state_changes(event: SessionEvent) -> None:
@@ -112,7 +125,7 @@ def status_line(stats: LiveStats) -> str:
     if stats.voice_delay_ms is not None:
         line += f"  voice delayed {stats.voice_delay_ms:.0f} ms"
     if stats.microphone != "running":
-        line += f"  microphone {stats.microphone}"
+        line += f"  {MICROPHONE_STATES.get(stats.microphone, 'microphone ' + stats.microphone)}"
     if stats.render_errors:
         line += f"  render errors {stats.render_errors}"
     if stats.recording_error:

@@ -43,6 +43,10 @@ class SoundSource:
     """It records what an output plays (rarely what a user wants as a microphone)."""
     alsa_card: int | None = None
     """The ALSA card the server records it from, if any (its ``hw:N`` is then busy)."""
+    rate: int | None = None
+    """Its sample rate (``Sample Specification``), if listed."""
+    channels: int | None = None
+    """Its channel count, if listed."""
 
 
 def list_sources(timeout: float = TIMEOUT_SECONDS) -> list[SoundSource]:
@@ -70,6 +74,7 @@ def parse_sources(text: str, default: str = "") -> list[SoundSource]:
         if not name:
             continue
         card = properties.get("alsa.card") or properties.get("api.alsa.card") or ""
+        spec = re.search(r"(\d+)ch (\d+)Hz", fields.get("Sample Specification", ""))
         sources.append(
             SoundSource(
                 name=name,
@@ -78,6 +83,8 @@ def parse_sources(text: str, default: str = "") -> list[SoundSource]:
                 is_monitor=fields.get("Monitor of Sink", "n/a").strip() not in ("", "n/a")
                 or properties.get("device.class") == "monitor",
                 alsa_card=int(card) if card.isdigit() else None,
+                rate=int(spec.group(2)) if spec else None,
+                channels=int(spec.group(1)) if spec else None,
             )
         )
     return sources

@@ -36,7 +36,7 @@ PLACEHOLDER_GREY = 32
 STOP_TIMEOUT_S = 5.0
 """How long ``stop()`` waits for a send that hangs in the backend."""
 
-LOAD_LOOPBACK = "sudo modprobe v4l2loopback exclusive_caps=1 card_label=Avatar"
+LOAD_LOOPBACK = "sudo modprobe v4l2loopback exclusive_caps=1 card_label='Avatar Camera'"
 """The command that makes a virtual camera on Linux (module from v4l2loopback-dkms)."""
 LINUX_FIX = (
     f"No v4l2loopback device: run `{LOAD_LOOPBACK}` (install v4l2loopback-dkms), and make "

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from avatar_app.live.audio_source import StreamingResampler
 from avatar_app.live.sound_server import pulse_target
 from avatar_app.pipeline.frames import AudioChunk
 from engines.errors import DeviceError
@@ -282,7 +283,7 @@ class VoiceOut:
     def __init__(
         self,
         setting: str,
-        rate: int = 16_000,
+        rate: int = 48_000,
         offset_s: float = 0.0,
         follows_gate: bool = True,
         latency: float = 0.04,
@@ -299,6 +300,7 @@ class VoiceOut:
         self._virtual: VirtualMicrophone | None = None
         self._stream: Any = None
         self._ring = np.zeros(int(RING_SECONDS * rate), np.float32)
+        self._resampler: tuple[int, StreamingResampler] | None = None  # for fed sound's rate
         self._written = 0  # samples fed so far (the ring holds the newest ones)
         self._origin_ns: int | None = None  # capture time of sample 0
         self._read = 0.0  # the callback's position, in samples since sample 0
@@ -403,8 +405,21 @@ class VoiceOut:
     # -- the feeding thread ------------------------------------------------------------------
 
     def feed(self, chunk: AudioChunk) -> None:
-        """Sound captured at ``chunk.pts_ns``; placed by capture time (gaps become silence)."""
+        """Sound captured at ``chunk.pts_ns``; placed by capture time (gaps become silence).
+
+        Any rate and channels: channels are averaged, and another rate than the output's is
+        resampled (the output runs at the microphone's own rate, so its sound goes out as it
+        came, not at the 16 kHz the lip-sync model hears; a microphone swapped while live may
+        bring another rate)."""
         samples = np.asarray(chunk.samples, np.float32)
+        if samples.ndim == 2:
+            samples = samples.mean(axis=1)
+        if chunk.rate != self.rate:
+            if self._resampler is None or self._resampler[0] != chunk.rate:
+                self._resampler = (chunk.rate, StreamingResampler(chunk.rate, self.rate))
+            # The output lines up with the input from its first sample on (it only comes out
+            # the filter's half length later), so the capture times still hold.
+            samples = self._resampler[1].process(samples)
         if self._origin_ns is None:
             self._origin_ns = chunk.pts_ns
         position = round((chunk.pts_ns - self._origin_ns) * self.rate / 1e9)

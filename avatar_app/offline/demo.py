@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from avatar_app.atomic_output import atomic_output
 from avatar_app.pipeline import builder
 from avatar_app.pipeline.settings import PipelineSettings
 from avatar_app.sweep import sweep_controls, sweep_frame_count
@@ -18,7 +19,10 @@ def render_demo(
     portrait = builder.ready_portrait(settings)
     total = sweep_frame_count(settings.fps)
     width, height = settings.size
-    with VideoWriter(output, width, height, settings.fps) as video:
+    with (
+        atomic_output(output) as partial,
+        VideoWriter(partial, width, height, settings.fps) as video,
+    ):
         for i in range(total):
             video.write(portrait.render(sweep_controls(i / settings.fps)))
             if progress:

@@ -16,7 +16,9 @@ from typing import Any
 import av
 import numpy as np
 
-from avatar_app.audio_file import AudioFileError, load_audio
+from avatar_app.atomic_output import atomic_output
+from avatar_app.audio_file import AudioFileError, load_audio, output_format, stream_audio
+from avatar_app.local_file import check_video_file, ffmpeg_url
 from avatar_app.pipeline import builder
 from avatar_app.pipeline.settings import PipelineSettings
 from avatar_app.video_writer import VideoWriter
@@ -31,8 +33,9 @@ DEFAULTS = PipelineSettings(size=(512, 512), mode="webcam")
 
 def _frames(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
     """RGB frames of the clip, its frame rate and (an estimate of) its frame count."""
+    check_video_file(path)
     try:
-        container: Any = av.open(str(path))
+        container: Any = av.open(ffmpeg_url(path))
     except (OSError, av.FFmpegError) as exc:
         raise DeviceError(f"Cannot open the video {path} ({exc}). Check the path.") from exc
     if not container.streams.video:
@@ -86,7 +89,7 @@ def render_driven(
     frames, fps, total = _frames(video)  # a bad clip fails before the slow work
     portrait = builder.ready_portrait(settings)
     rate = max(1, round(fps))
-    sound = _sound_of(video)
+    sound = _sound_format(video)
     idle = builder.idle_life(settings)
     mixer = builder.mixer(replace(settings, mode="webcam"))
     first = neutral_frame or 0
@@ -95,34 +98,54 @@ def render_driven(
     # A recorded clip is copied as it is seen, not mirrored like a selfie view.
     face_stage = builder.face_stage(mirror=False)
     try:
-        with VideoWriter(
-            output,
-            width,
-            height,
-            rate,
-            audio_rate=sound.rate if sound else None,
-            audio_channels=sound.channels if sound else 1,
-        ) as writer:
-            if sound is not None:
-                writer.write_audio(sound.samples)
+        with (
+            atomic_output(output) as partial,
+            VideoWriter(
+                partial,
+                width,
+                height,
+                rate,
+                audio_rate=sound[0] if sound else None,
+                audio_channels=sound[1] if sound else 1,
+            ) as writer,
+        ):
+            chunks = stream_audio(video, *sound) if sound else iter(())
             for index, rgb in enumerate(frames):
                 t = index / fps
                 face = face_stage.track(rgb, t, may_calibrate=index >= first)
                 controls = mixer.controls(t, idle.controls_at(t), NEUTRAL, face)
                 writer.write(portrait.render(controls))
                 written += 1
+                # The sound goes in beside the frames it plays with, so the muxer buffers little.
+                while sound and writer.audio_samples_written < written / fps * sound[0]:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        break
+                    writer.write_audio(chunk)
                 if progress:
                     progress(written, max(total, written))
+            for chunk in chunks:
+                writer.write_audio(chunk)
     finally:
         face_stage.close()
-    if face_stage.follower.neutral is None:
+    if first >= written:
+        log.warning(
+            "The neutral frame %d is past the last frame of %s (%d); the portrait only idles. "
+            "Pick a frame from 0 to %d.",
+            first,
+            video,
+            written - 1,
+            written - 1,
+        )
+    elif face_stage.follower.neutral is None:
         log.warning("No face was found in %s: the portrait only idles", video)
     return written
 
 
-def _sound_of(video: Path) -> Any:
-    """The clip's sound for the output (at most stereo), or None when it has none."""
+def _sound_format(video: Path) -> tuple[int, int] | None:
+    """(rate, channels) of the clip's sound in the output, or None when it has none."""
     try:
-        return load_audio(video).for_output(2)
+        load_audio(video, rate=16000, channels=1)  # checks the sound, warns of damage
+        return output_format(video)
     except AudioFileError:
         return None

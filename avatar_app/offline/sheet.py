@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatar_app.atomic_output import atomic_output
 from avatar_app.pipeline import builder
 from avatar_app.pipeline.settings import PipelineSettings
 from engines.controls import FaceControls
@@ -56,8 +57,8 @@ def write_sheet(output: Path, settings: PipelineSettings) -> tuple[int, int]:
     from PIL import Image
 
     sheet = contact_sheet(settings)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(output)
+    with atomic_output(output) as partial:
+        Image.fromarray(sheet).save(partial)
     return sheet.shape[1], sheet.shape[0]
 
 

@@ -29,13 +29,13 @@ def ready_portrait(settings: PipelineSettings) -> ReadyPortrait:
     """Load the photo (default: the bundled one), find the face, frame it, prepare the engine."""
     from avatar_app.framing import frame_face
     from avatar_app.portrait_file import bundled_portrait_path, load_portrait
-    from engines.face.landmarker import detect_face
+    from avatar_app.upright_face import find_face
     from engines.renderer import create_renderer
 
     started = time.perf_counter()
     source = settings.portrait or bundled_portrait_path()
     photo = load_portrait(source)
-    frame, landmarks = frame_face(photo, detect_face(photo), settings.size, settings.fit)
+    frame, landmarks = frame_face(photo, find_face(photo), settings.size, settings.fit)
     ready = prepare(create_renderer(settings.engine), frame, landmarks, source)
     log.debug(
         "Portrait %s ready for the %s engine at %dx%d in %.0f ms",
@@ -118,19 +118,26 @@ def virtual_camera(settings: PipelineSettings) -> VirtualCameraSink | None:
     )
 
 
-def recorder(settings: PipelineSettings, path: Path, start_ns: int) -> RecorderSink:
-    """A recording of what the camera shows plus the sound, from ``start_ns`` on."""
+def recorder(
+    settings: PipelineSettings, path: Path, start_ns: int, sound: tuple[int, int] = (RATE, 1)
+) -> RecorderSink:
+    """A recording of what the camera shows plus the sound, from ``start_ns`` on; ``sound`` is
+    the (rate, channels) to record it at: the source's own (``AudioSource.recording_format``)."""
     width, height = settings.size
-    return RecorderSink(path, width, height, settings.fps, start_ns, audio_rate=RATE)
+    rate, channels = sound
+    return RecorderSink(
+        path, width, height, settings.fps, start_ns, audio_rate=rate, audio_channels=channels
+    )
 
 
-def voice_out(settings: PipelineSettings) -> VoiceOut | None:
-    """The virtual microphone the voice is delayed into, or None when it is off. Not started."""
+def voice_out(settings: PipelineSettings, rate: int) -> VoiceOut | None:
+    """The virtual microphone the voice is delayed into, at ``rate`` (the microphone's own),
+    or None when it is off. Not started."""
     if settings.voice_out == "off":
         return None
     voice = VoiceOut(
         settings.voice_out,
-        rate=RATE,
+        rate=rate,
         offset_s=settings.voice_offset_ms / 1000,
         follows_gate=settings.voice_follows_gate,
     )

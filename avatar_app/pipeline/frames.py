@@ -20,8 +20,8 @@ from engines.controls import FaceControls
 
 @dataclass(frozen=True)
 class AudioChunk:
-    """``samples``: float32 mono in -1..1 at ``rate``; ``pts_ns``: capture time of the first
-    sample."""
+    """``samples``: float32 in -1..1 at ``rate``, mono [n] (or [n, channels] for the sound a
+    recording gets); ``pts_ns``: capture time of the first sample."""
 
     samples: np.ndarray
     rate: int
@@ -73,10 +73,15 @@ class RenderedFrame:
 class AudioSource(Protocol):
     """A microphone or a file played in real time (``avatar_app.live.audio_source``)."""
 
-    tap: Callable[[AudioChunk], None] | None  # sees every chunk on the capture thread
+    # Sees the sound as captured (``recording_format``, [n, channels]), on the capture thread.
+    capture_tap: Callable[[AudioChunk], None] | None
 
     @property
     def status(self) -> str: ...  # "running", "reconnecting" or "stopped"
+    @property
+    def silent(self) -> bool: ...  # running, but only digital silence or nothing comes
+    @property
+    def recording_format(self) -> tuple[int, int]: ...  # (rate, channels) to record at
 
     def start(self) -> None: ...
     def stop(self) -> None: ...

@@ -99,7 +99,7 @@ class LiveStats:
     longest_gap_ms: float  # longest wait between two frames handed on, since the last reset
     cpu_percent_of_all_cores: float
     rss_mb: float
-    microphone: str  # the sound source's status: running, reconnecting, stopped
+    microphone: str  # the sound source's status: running, silent, reconnecting, stopped
     recording: Path | None
     recording_error: str | None
 
@@ -188,6 +188,7 @@ class LiveSession:
         self._pacer = Pacer(settings.fps)
         self._vcam_errors_seen = 0  # failed sends at the last health check
         self.rss_start_mb = 0.0  # resident memory once started
+        self.recording_error: str | None = None  # why the last finished recording failed
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -245,10 +246,10 @@ class LiveSession:
         self._set_state(State.STARTING)
         try:
             self._portrait = builder.ready_portrait(self.settings)
-            self._voice = self._open_voice_out(self.settings)
             self._audio = builder.audio_source(self.settings)
-            self._audio.tap = self._voice_tap
+            self._audio.capture_tap = self._captured
             self._audio.start()
+            self._voice = self._open_voice_out(self.settings)
             self._webcam = self._open_webcam(self.settings)
             self._vcam = builder.virtual_camera(self.settings)
             if self._vcam is not None:
@@ -395,7 +396,7 @@ class LiveSession:
             longest_gap_ms=round(self._longest_gap_ns / 1e6, 1),
             cpu_percent_of_all_cores=round(100.0 * cpu, 1),
             rss_mb=round(rss_mb(), 1),
-            microphone=audio.status if audio is not None else "stopped",
+            microphone=_microphone_status(audio),
             recording=None if recorder is None else recorder.path,
             recording_error=None if recorder is None else recorder.error,
         )
@@ -465,6 +466,11 @@ class LiveSession:
         audio, webcam, recorder, vcam = self._audio, self._webcam, self._recorder, self._vcam
         if audio is not None and audio.status != "running":
             problems.append(f"The microphone is {audio.status}; the avatar idles meanwhile")
+        elif audio is not None and audio.silent:
+            problems.append(
+                "The microphone brings only silence: unmute it or pick another input; "
+                "the avatar idles meanwhile"
+            )
         if webcam is not None and webcam.error:
             problems.append(webcam.error)
         if recorder is not None and recorder.error:
@@ -492,7 +498,7 @@ class LiveSession:
     def _swap_audio(self, microphone: str | None, audio_file: Path | None) -> None:
         settings = replace(self.settings, microphone=microphone, audio_file=audio_file)
         source = builder.audio_source(settings)
-        source.tap = self._voice_tap
+        source.capture_tap = self._captured
         source.start()  # a device that cannot open raises here; the old one keeps going
         old = self._audio
 
@@ -521,16 +527,13 @@ class LiveSession:
         # The old output goes first: "auto" would otherwise meet its own devices' names.
         self._voice = None
         self._voice_problem = ""
-        if self._audio is not None:
-            self._audio.tap = None
         if voice is not None:
             voice.stop()
-        self._voice = self._open_voice_out(settings)
-        if self._voice is not None:
-            self._voice.set_gate(self._gate_open)
-            self._steer_voice()
-        if self._audio is not None:
-            self._audio.tap = self._voice_tap
+        fresh = self._open_voice_out(settings)
+        if fresh is not None:
+            fresh.set_gate(self._gate_open)
+        self._voice = fresh
+        self._steer_voice()
         self.settings = settings
         if self._voice_problem:
             raise AvatarError(self._voice_problem)
@@ -583,12 +586,27 @@ class LiveSession:
 
     def _start_recording(self, path: Path) -> None:
         self._stop_recording()
-        self._recorder = builder.recorder(self.settings, path, time.monotonic_ns())
+        assert self._audio is not None  # set while live
+        sound = self._audio.recording_format
+        self._recorder = builder.recorder(self.settings, path, time.monotonic_ns(), sound)
+        self.recording_error = None
 
     def _stop_recording(self) -> None:
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.stop()
+            self.recording_error = recorder.error
+
+    def _captured(self, chunk: AudioChunk) -> None:
+        """On the capture thread, the sound as captured (the device's rate and channels): for
+        the delayed voice (through the motion thread it would come late by that thread's
+        stalls, which the delay has too little slack to absorb) and the recording. Never
+        blocks."""
+        voice, recorder = self._voice, self._recorder
+        if voice is not None:
+            voice.feed(chunk)
+        if recorder is not None:
+            recorder.submit_audio(chunk)
 
     def _apply_on_render_thread(self, change: Callable[[], None]) -> None:
         _apply(self._render_inbox, change, self._stop)
@@ -615,9 +633,6 @@ class LiveSession:
                 until = time.monotonic_ns() - int(SILENCE_AFTER * 1e9)
                 self._publish(self._timeline.silence_until(until))
                 continue
-            recorder = self._recorder
-            if recorder is not None:
-                recorder.submit_audio(chunk)
             self._publish(self._timeline.chunk(chunk))
             self._meter = Meter(_level_db(chunk.samples), self._speech.speech.gate)
 
@@ -706,7 +721,8 @@ class LiveSession:
     def _open_voice_out(self, settings: PipelineSettings) -> VoiceOut | None:
         """The virtual microphone, started; one that cannot start is a warning, not a failed
         start (the call still gets the avatar, only the voice is not delayed)."""
-        voice = builder.voice_out(settings)
+        rate = 48_000 if self._audio is None else self._audio.recording_format[0]
+        voice = builder.voice_out(settings, rate)
         if voice is None:
             return None
         try:
@@ -719,12 +735,6 @@ class LiveSession:
             self._voice_problem = voice.warning
             return None
         return voice
-
-    @property
-    def _voice_tap(self) -> Callable[[AudioChunk], None] | None:
-        """The voice is fed on the capture thread: through the motion thread it would come
-        late by that thread's stalls, which the delay has too little slack to absorb."""
-        return None if self._voice is None else self._voice.feed
 
     def _steer_voice(self) -> None:
         """Aim the voice's delay at the median picture delay of the last second."""
@@ -784,6 +794,12 @@ def _drain(inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
         except queue.Empty:
             return
         change()
+
+
+def _microphone_status(audio: AudioSource | None) -> str:
+    if audio is None:
+        return "stopped"
+    return "silent" if audio.status == "running" and audio.silent else audio.status
 
 
 def _level_db(samples: np.ndarray) -> float:

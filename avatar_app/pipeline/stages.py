@@ -5,7 +5,9 @@
 core, idle life and speech-linked nods). ``SoundTimeline`` feeds it capture-stamped chunks in
 a live session and keeps sound time on the monotonic clock: gaps become silence, and sound
 that arrives for a stretch already covered (a burst after a stall) is dropped, so the mouth
-never runs ahead of or behind the clock.
+never runs ahead of or behind the clock. The capture times its frames carry come from the
+chunk that completed them, not from the timeline's own count, which may sit up to
+``OVERLAP_TOLERANCE_NS`` off: so the latency measured is the latency there is.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from engines.motion.talking import TalkingMotion
 from engines.speech.features import RATE
 from engines.speech.stream import SpeechFrame, SpeechMotion
 
-OVERLAP_TOLERANCE_NS = 30_000_000
-"""Sound up to this much earlier than the timeline is still taken (capture-time jitter)."""
-MIN_SILENCE = RATE // 50
-"""Gaps shorter than this (20 ms) are not filled: the next chunk is usually on its way."""
+OVERLAP_TOLERANCE_NS = 5_000_000
+"""Sound up to this much earlier than the timeline is still taken (capture-time rounding)."""
+MIN_SILENCE = RATE // 200
+"""Gaps shorter than this (5 ms) are not filled.
+
+Both are small on purpose: the timeline only feeds the mouth, which a few milliseconds cut or
+added never show, while a looser fit would leave sound time off the capture clock after an
+outage by up to that much, and so every frame's wait for its tick (and the latency) changed."""
 
 
 class SpeechStage:
@@ -75,10 +81,12 @@ class SoundTimeline:
         frames = self.silence_until(chunk.pts_ns)
         samples = np.asarray(chunk.samples, np.float32)
         late_ns = (self.position_ns or chunk.pts_ns) - chunk.pts_ns
+        skip = 0
         if late_ns > OVERLAP_TOLERANCE_NS:  # this stretch was already covered: keep the rest
             skip = min(samples.size, int(late_ns * RATE // 1_000_000_000))
             samples = samples[skip:]
-        return frames + self._push(samples)
+        first_ns = chunk.pts_ns + skip * 1_000_000_000 // RATE  # capture of the first kept
+        return frames + self._push(samples, first_ns - self.fed * 1_000_000_000 // RATE)
 
     def silence_until(self, until_ns: int) -> list[SpokenFrame]:
         """Silence from the timeline's position up to ``until_ns`` (a lost or stalled source)."""
@@ -90,9 +98,11 @@ class SoundTimeline:
             return []
         return self._push(np.zeros(int(missing), np.float32))
 
-    def _push(self, samples: np.ndarray) -> list[SpokenFrame]:
+    def _push(self, samples: np.ndarray, origin_ns: int | None = None) -> list[SpokenFrame]:
+        """Push ``samples``; ``origin_ns``: the capture time their sound time 0 maps to (by
+        default the timeline's own)."""
         self.fed += samples.size
-        return self.stage.push(samples, self.origin_ns)
+        return self.stage.push(samples, self.origin_ns if origin_ns is None else origin_ns)
 
 
 class FaceStage:
