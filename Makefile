@@ -22,8 +22,10 @@ demo: system-deps $(INSTALLED)
 		echo "No display: the video is at $(CURDIR)/$(DEMO)"; \
 	fi
 
+# Timing-sensitive tests marked "isolated" run in a pytest process of their own.
 test: test-system-deps $(INSTALLED_DEV) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not isolated"
+	$(BIN)/python -m pytest -q -m isolated
 
 lint: $(INSTALLED_DEV)
 	$(BIN)/ruff check .

@@ -51,8 +51,17 @@ def bundle() -> Path:
     else:
         if shutil.which("make") is None:
             pytest.skip("needs make to build the bundle (Debian: make)")
+        from engines.face.mediapipe_task import environment_for_other_programs
+
+        # Not this process's environment: a landmarker made by an earlier test pointed its
+        # proxy nowhere (mediapipe_task.block_usage_logging), and pip must reach PyPI.
         done = subprocess.run(
-            ["make", "package"], cwd=ROOT, capture_output=True, text=True, timeout=1800
+            ["make", "package"],
+            cwd=ROOT,
+            env=environment_for_other_programs(),
+            capture_output=True,
+            text=True,
+            timeout=1800,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         folder = ROOT / "dist" / _package_name()
