@@ -376,6 +376,7 @@ def _loudness_at(chunks: list[AudioChunk], times_ns: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
+@pytest.mark.isolated  # its frame timing suffers in a process that ran the whole suite
 def test_the_call_hears_the_voice_in_step_with_the_mouth(
     server: PulseServer, tmp_path: Path
 ) -> None:

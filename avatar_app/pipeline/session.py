@@ -721,8 +721,7 @@ class LiveSession:
     def _open_voice_out(self, settings: PipelineSettings) -> VoiceOut | None:
         """The virtual microphone, started; one that cannot start is a warning, not a failed
         start (the call still gets the avatar, only the voice is not delayed)."""
-        rate = 48_000 if self._audio is None else self._audio.recording_format[0]
-        voice = builder.voice_out(settings, rate)
+        voice = builder.voice_out(settings)
         if voice is None:
             return None
         try:
