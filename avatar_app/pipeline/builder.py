@@ -119,7 +119,7 @@ def virtual_camera(settings: PipelineSettings) -> VirtualCameraSink | None:
 
 
 def recorder(
-    settings: PipelineSettings, path: Path, start_ns: int, sound: tuple[int, int] = (RATE, 1)
+    settings: PipelineSettings, path: Path, start_ns: int, sound: tuple[int, int]
 ) -> RecorderSink:
     """A recording of what the camera shows plus the sound, from ``start_ns`` on; ``sound`` is
     the (rate, channels) to record it at: the source's own (``AudioSource.recording_format``)."""
